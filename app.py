@@ -4,7 +4,7 @@ import logging
 
 import streamlit as st
 
-from coaching.errors import DatabaseUnavailable
+from coaching.errors import CoachloopError, DatabaseUnavailable
 from ui.auth import logout, restore_session
 from ui.guard import current_user
 from ui.nav import LOGIN_PAGE, pages_for
@@ -23,8 +23,14 @@ def _boot() -> bool:
 try:
     _boot()
 except DatabaseUnavailable as exc:
-    st.error(f"Coachloop cannot open its database. {exc}")
+    # st.cache_resource does not cache an exception: the next rerun tries again, so the app
+    # recovers by itself once the database is back.
+    st.error(f"Coachloop cannot open its database. {exc}", icon=":material/database:")
     st.caption("Fix the database (or DATABASE_URL) and reload this page.")
+    st.stop()
+except CoachloopError as exc:
+    st.error(f"Coachloop cannot start. {exc}")
+    st.caption("Fix the setting and restart the app.")
     st.stop()
 
 restore_session()

@@ -57,13 +57,26 @@ def downgrade(engine: Engine | None = None, revision: str = "base") -> None:
 
 
 def describe_db_error(exc: Exception) -> str:
-    """One line a person can act on, for a database that cannot be reached or opened."""
-    msg = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-    low = msg.lower()
-    if "readonly" in low or "read-only" in low:
-        return f"The database file is read-only; check its permissions. ({msg})"
-    if "not a database" in low or "malformed" in low:
+    """One line a person can act on, for a database that cannot be reached, opened or written."""
+    text_ = str(getattr(exc, "orig", None) or exc).strip()
+    msg = text_.splitlines()[0].strip() if text_ else type(exc).__name__
+    low = text_.lower()
+    if "readonly" in low or "read-only" in low or "read only" in low:
+        return f"The database is read-only; check the file's permissions (or the server's settings). ({msg})"
+    if "not a database" in low or "malformed" in low or "file is encrypted" in low:
         return f"The database file is damaged or is not a SQLite database; restore it from a backup. ({msg})"
     if "unable to open" in low:
         return f"The database file cannot be opened; check the path and folder permissions. ({msg})"
-    return f"Cannot reach the database: {msg}"
+    if "password authentication failed" in low or ("role" in low and "does not exist" in low):
+        return f"The database refused the user name or password in DATABASE_URL. ({msg})"
+    if "database" in low and "does not exist" in low:
+        return f"The database named in DATABASE_URL does not exist; create it first. ({msg})"
+    if any(
+        k in low
+        for k in ("connection refused", "could not connect", "timeout expired", "timed out", "translate host")
+    ):
+        return (
+            "Cannot reach the database server; check that it is running and that DATABASE_URL "
+            f"names the right host and port. ({msg})"
+        )
+    return f"Cannot use the database: {msg}"
