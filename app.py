@@ -5,7 +5,7 @@ import logging
 import streamlit as st
 
 from coaching.errors import CoachloopError, DatabaseUnavailable
-from ui.auth import logout, restore_session
+from ui.auth import finish_login, logout, restore_session
 from ui.guard import current_user
 from ui.nav import LOGIN_PAGE, pages_for
 from ui.startup import boot
@@ -38,6 +38,7 @@ user = current_user()
 if user is None:
     st.navigation([st.Page(LOGIN_PAGE, title="Sign in", icon=":material/login:")]).run()
 else:
+    finish_login()  # writes the auth cookie on the run after a sign-in
     sections: dict[str, list] = {}
     for spec in pages_for(user.role):
         sections.setdefault(spec.section, []).append(st.Page(spec.file, title=spec.title, icon=spec.icon))

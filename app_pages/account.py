@@ -1,9 +1,34 @@
-"""Placeholder page: filled in by its issue."""
+"""My account: who I am, and changing my own password."""
 
 import streamlit as st
 
+from coaching import users
+from coaching.errors import CoachloopError
+from db import get_session
 from ui.guard import guard
 
 user = guard(__file__)
-st.title("account".replace("_", " ").capitalize())
-st.info("Coming soon.")
+st.title("My account")
+st.write(f"**{user.display_name}** · username `{user.username}` · role {user.role}")
+if user.must_change_password:
+    st.warning("An admin set a temporary password for you: choose your own now.")
+
+with st.form("change_password", clear_on_submit=True):
+    st.subheader("Change password")
+    current = st.text_input("Current password", type="password")
+    new = st.text_input("New password", type="password")
+    repeat = st.text_input("Repeat new password", type="password")
+    submitted = st.form_submit_button("Change password")
+
+if submitted:
+    if new != repeat:
+        st.error("The two new passwords differ.")
+    else:
+        try:
+            with get_session() as session:
+                users.change_own_password(session=session, user=user, current=current, new=new)
+        except CoachloopError as exc:
+            st.error(str(exc))
+        else:
+            st.success("Your password is changed.")
+            st.caption(f"At least {users.MIN_PASSWORD_LENGTH} characters.")

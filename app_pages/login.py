@@ -1,4 +1,4 @@
-"""Sign-in page (shown alone when nobody is signed in)."""
+"""Sign-in page (shown alone when nobody is signed in); on an empty install, the first-admin setup."""
 
 from ui.auth import render_login
 

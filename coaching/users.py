@@ -1,22 +1,40 @@
-"""User accounts: creation, password hashing and checking."""
+"""User accounts: creation, password hashing and checking, sign-in bookkeeping (failed attempts,
+lockout) and a user's own password change. Admin actions on other accounts live in coaching/admin.py."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import bcrypt
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from coaching import audit
-from coaching.errors import ValidationError
+from coaching.errors import CoachloopError, PermissionDenied, ValidationError
 from db.models import ROLES, School, User, UserSchool
 
+log = logging.getLogger(__name__)
+
 MIN_PASSWORD_LENGTH = 8
+MAX_FAILED_LOGINS = 5  # failures in a row before the account locks until an admin unlocks it
 
 
-def hash_password(password: str) -> str:
-    """bcrypt hash of `password`."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=12)).decode()
+class LoginRefused(PermissionDenied):
+    """The sign-in did not succeed; the message is safe to show on the login page."""
+
+
+class AccountLocked(LoginRefused):
+    """The account is locked after too many failed attempts (or by an admin)."""
+
+
+BAD_CREDENTIALS = "Username or password is incorrect."
+LOCKED_MESSAGE = "This account is locked after too many failed sign-in attempts. Ask an admin to unlock it."
+
+
+def hash_password(password: str, *, rounds: int = 12) -> str:
+    """bcrypt hash of `password` (`rounds` lower only for long random one-time passwords)."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
 
 def check_password(password: str, hashed: str | None) -> bool:
@@ -34,10 +52,18 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+def normalise_username(username: str) -> str:
+    """Usernames are case-insensitive (the login widget lower-cases what is typed): store lower case."""
+    return (username or "").strip().lower()
+
+
 def validate_password(password: str) -> None:
     """Raise ValidationError for an empty or too-short password."""
     if not password or not password.strip():
         raise ValidationError("The password is empty.", field="password")
+    if password != password.strip():
+        # The login widget strips what is typed, so such a password could never be entered.
+        raise ValidationError("The password cannot start or end with a space.", field="password")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters.", field="password"
@@ -57,9 +83,10 @@ def create_user(
     is_demo: bool = False,
     password_hash: str | None = None,
     commit: bool = True,
+    must_change_password: bool = False,
 ) -> User:
     """Create a user (validated; audited). `password_hash` lets seeds reuse one bcrypt hash."""
-    username = (username or "").strip()
+    username = normalise_username(username)
     if not username:
         raise ValidationError("The username is empty.", field="username")
     if role not in ROLES:
@@ -69,7 +96,7 @@ def create_user(
     if password_hash is None:
         validate_password(password)
         password_hash = hash_password(password)
-    if session.exec(select(User).where(User.username == username)).first():
+    if find_user(session, username) is not None:
         raise ValidationError(f"The username {username!r} is already taken.", field="username")
     user = User(
         username=username,
@@ -78,6 +105,7 @@ def create_user(
         email=email.strip(),
         password_hash=password_hash,
         is_demo=is_demo,
+        must_change_password=must_change_password,
     )
     session.add(user)
     session.flush()
@@ -96,3 +124,129 @@ def create_user(
     if commit:
         session.commit()
     return user
+
+
+def find_user(session: Session, username: str) -> User | None:
+    """The user with this username (case-insensitive), or None."""
+    name = normalise_username(username)
+    if not name:
+        return None
+    return session.exec(select(User).where(func.lower(User.username) == name)).first()
+
+
+def record_failed_login(*, session: Session, username: str) -> User | None:
+    """Count one failed sign-in for `username` (atomically, so parallel attempts all count); lock the
+    account at MAX_FAILED_LOGINS in a row. Audited. Returns the user, or None for an unknown name."""
+    user = find_user(session, username)
+    if user is None:
+        return None
+    session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+    session.refresh(user)
+    newly_locked = not user.locked and user.failed_logins >= MAX_FAILED_LOGINS
+    if newly_locked:
+        user.locked = True
+        session.add(user)
+    audit.record(
+        session,
+        by=user,
+        action="login_failed",
+        entity="user",
+        entity_id=user.id,
+        detail={"failed_logins": user.failed_logins},
+    )
+    if newly_locked:
+        audit.record(
+            session,
+            by=user,
+            action="lockout",
+            entity="user",
+            entity_id=user.id,
+            detail={"failed_logins": user.failed_logins},
+        )
+        log.warning("Account %s locked after %d failed sign-in attempts", user.id, user.failed_logins)
+    session.commit()
+    return user
+
+
+def complete_login(*, session: Session, username: str) -> User:
+    """After the password was verified: refuse locked or deactivated accounts (LoginRefused), else reset
+    the failed-attempt counter, audit the sign-in and return the user."""
+    user = find_user(session, username)
+    if user is None or not user.active or not user.password_hash:
+        raise LoginRefused(BAD_CREDENTIALS)
+    if user.locked:
+        audit.record(
+            session,
+            by=user,
+            action="login_refused",
+            entity="user",
+            entity_id=user.id,
+            detail={"reason": "locked"},
+        )
+        session.commit()
+        raise AccountLocked(LOCKED_MESSAGE)
+    user.failed_logins = 0
+    session.add(user)
+    audit.record(session, by=user, action="login", entity="user", entity_id=user.id)
+    session.commit()
+    return user
+
+
+def authenticate(*, session: Session, username: str, password: str) -> User:
+    """Check a username and password against the database with lockout; LoginRefused if it fails.
+    (The app's login form checks the password with streamlit-authenticator, then calls
+    `record_failed_login` / `complete_login` exactly as this does.)"""
+    user = find_user(session, username)
+    if user is None or not user.active:
+        raise LoginRefused(BAD_CREDENTIALS)
+    if user.locked:
+        raise AccountLocked(LOCKED_MESSAGE)
+    if not check_password(password.strip(), user.password_hash):
+        user = record_failed_login(session=session, username=username)
+        if user is not None and user.locked:
+            raise AccountLocked(LOCKED_MESSAGE)
+        raise LoginRefused(BAD_CREDENTIALS)
+    return complete_login(session=session, username=username)
+
+
+def record_logout(*, session: Session, user: User) -> None:
+    """Audit a sign-out."""
+    audit.record(session, by=user, action="logout", entity="user", entity_id=user.id)
+    session.commit()
+
+
+def change_own_password(*, session: Session, user: User, current: str, new: str) -> User:
+    """A signed-in user changes their own password: the current one is required. Audited."""
+    fresh = session.get(User, user.id)
+    if fresh is None or not fresh.active:
+        raise PermissionDenied("Please sign in.")
+    if not check_password(current, fresh.password_hash):
+        raise ValidationError("The current password is not right.", field="current")
+    validate_password(new)
+    if new == current:
+        raise ValidationError("The new password must differ from the current one.", field="new")
+    fresh.password_hash = hash_password(new)
+    fresh.must_change_password = False
+    session.add(fresh)
+    audit.record(session, by=fresh, action="change_password", entity="user", entity_id=fresh.id)
+    session.commit()
+    return fresh
+
+
+__all__ = [
+    "AccountLocked",
+    "CoachloopError",
+    "LoginRefused",
+    "MAX_FAILED_LOGINS",
+    "authenticate",
+    "change_own_password",
+    "check_password",
+    "complete_login",
+    "create_user",
+    "find_user",
+    "generate_password",
+    "hash_password",
+    "record_failed_login",
+    "record_logout",
+    "validate_password",
+]

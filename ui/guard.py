@@ -9,6 +9,7 @@ from db.models import User
 from ui.nav import spec_for
 
 SESSION_USER_KEY = "user_id"
+ACCOUNT_PAGE = "app_pages/account.py"
 
 
 def current_user() -> User | None:
@@ -30,8 +31,16 @@ def guard(page_file: str) -> User:
     if user is None:
         st.info("Please sign in to use Coachloop.")
         st.stop()
-    spec = spec_for(page_file)
+    try:
+        spec = spec_for(page_file)
+    except ValueError:  # a file outside the app
+        spec = None
     if spec is None or user.role not in spec.roles:
         st.error("This page is not available to your role.")
+        st.stop()
+    if user.must_change_password and spec.file != ACCOUNT_PAGE:
+        # An admin reset this password (and saw it): the user picks their own before anything else.
+        st.warning("Please choose a new password before you continue.")
+        st.page_link(ACCOUNT_PAGE, label="My account", icon=":material/person:")
         st.stop()
     return user
