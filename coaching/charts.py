@@ -1,0 +1,175 @@
+"""Figure builders: take DataFrames, return plotly figures. They never render (pages do)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from coaching.anonymise import MIN_OBS, suppress_small_cells
+
+log = logging.getLogger(__name__)
+
+# Orange (below Proficient) -> near white at 3 -> blue (above): a diverging pair that stays
+# distinguishable with the common colour-vision deficiencies (ColorBrewer PuOr/RdBu family).
+SCALE = [
+    [0.0, "#b35806"],
+    [0.333, "#f1a340"],
+    [0.6667, "#f7f7f7"],
+    [0.8333, "#92c5de"],
+    [1.0, "#2166ac"],
+]
+ZMIN, ZMID, ZMAX = 1, 3, 4
+
+
+def _cell_text(mean, n, suppressed: bool) -> str:
+    if suppressed:
+        return f"n<{MIN_OBS}"
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    return f"{mean:.2f}<br>n={int(n)}"
+
+
+def heatmap_figure(cells: pd.DataFrame, *, meeting_mode: bool) -> go.Figure:
+    """Mean score per (row, domain) as a heatmap centred on 3; cell text '2.84<br>n=12'.
+    In meeting mode cells under 3 observations are blank with the text 'n<3' (labels are taken as
+    given: anonymise them first)."""
+    if meeting_mode and "suppressed" not in cells.columns:
+        cells = suppress_small_cells(cells)
+    rows = list(dict.fromkeys(cells["row_label"].tolist()))
+    cols = list(dict.fromkeys(cells["domain_name"].tolist()))
+    ri = {r: i for i, r in enumerate(rows)}
+    ci = {c: i for i, c in enumerate(cols)}
+    z = np.full((len(rows), len(cols)), np.nan)
+    text = [["" for _ in cols] for _ in rows]
+    suppressed = cells["suppressed"] if "suppressed" in cells.columns else pd.Series(False, index=cells.index)
+    for row_label, dom, mean, n, sup in zip(
+        cells["row_label"], cells["domain_name"], cells["mean"], cells["n_obs"], suppressed, strict=True
+    ):
+        i, j = ri[row_label], ci[dom]
+        if not sup and mean is not None and not pd.isna(mean):
+            z[i, j] = float(mean)
+        text[i][j] = _cell_text(mean, n, bool(sup))
+    size = 20 if meeting_mode else 12
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=cols,
+            y=rows,
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": size},
+            colorscale=SCALE,
+            zmin=ZMIN,
+            zmax=ZMAX,
+            zmid=ZMID,
+            hoverongaps=False,
+            hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
+            colorbar={"title": {"text": "Mean score"}, "tickvals": [1, 2, 3, 4]},
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_layout(
+        font={"size": size},
+        height=max(320, 120 + (56 if meeting_mode else 36) * len(rows)),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"side": "top"},
+        yaxis={"autorange": "reversed", "type": "category"},
+    )
+    return fig
+
+
+def trend_figure(trend: pd.DataFrame, *, meeting_mode: bool = False) -> go.Figure:
+    """Each domain's monthly mean as a line, with the Proficient line at 3."""
+    fig = go.Figure()
+    for name, part in trend.groupby("domain_name", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=part["month"],
+                y=part["mean"],
+                mode="lines+markers",
+                name=str(name),
+                customdata=part["n_obs"],
+                hovertemplate="%{x}: %{y:.2f} (n=%{customdata})<extra>" + str(name) + "</extra>",
+            )
+        )
+    fig.add_hline(y=3, line_dash="dot", line_color="#555")
+    fig.update_layout(
+        font={"size": 18 if meeting_mode else 12},
+        yaxis={"range": [1, 4], "title": "Mean score"},
+        xaxis={"title": "Month", "type": "category"},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )
+    return fig
+
+
+def effort_scatter(df: pd.DataFrame) -> go.Figure:
+    """Each teacher's first observation score against the observations they received."""
+    fig = go.Figure(
+        go.Scatter(
+            x=df["first_score"],
+            y=df["observations"],
+            mode="markers",
+            marker={"size": 9, "opacity": 0.7, "color": "#2166ac"},
+            hovertemplate="first score %{x:.2f}<br>%{y} observations<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis={"title": "First observation score", "range": [0.8, 4.2]},
+        yaxis={"title": "Observations in the window"},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )
+    return fig
+
+
+def domain_bar(domain_means: dict[str, float]) -> go.Figure:
+    """Domains ranked strongest to weakest, as horizontal bars."""
+    ranked = sorted(domain_means.items(), key=lambda kv: kv[1], reverse=True)
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in ranked],
+            y=[k for k, _ in ranked],
+            orientation="h",
+            marker={
+                "color": [v for _, v in ranked],
+                "colorscale": SCALE,
+                "cmin": ZMIN,
+                "cmax": ZMAX,
+                "cmid": ZMID,
+            },
+            text=[f"{v:.2f}" for _, v in ranked],
+        )
+    )
+    fig.update_layout(
+        xaxis={"range": [1, 4], "title": "Mean score"},
+        yaxis={"autorange": "reversed"},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )
+    return fig
+
+
+@functools.cache
+def png_export_works() -> bool:
+    """Whether plotly can write PNG here (kaleido installed and able to start its browser)."""
+    try:
+        import kaleido  # noqa: F401
+
+        go.Figure(go.Scatter(x=[1], y=[1])).to_image(format="png")
+    except Exception as exc:  # noqa: BLE001 - any failure means: offer HTML instead
+        log.info("PNG export unavailable (%s); offering HTML downloads", exc)
+        return False
+    return True
+
+
+def figure_file(fig: go.Figure, stem: str) -> tuple[bytes, str, str]:
+    """(data, file name, MIME type) for downloading a chart: PNG where plotly can export offline,
+    otherwise a self-contained HTML file with plotly.js embedded (never a CDN link)."""
+    if png_export_works():
+        return fig.to_image(format="png", scale=2), f"{stem}.png", "image/png"
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    return html.encode("utf-8"), f"{stem}.html", "text/html"
