@@ -161,12 +161,13 @@ def render_login() -> None:
         _reset_library_state()  # a session ended elsewhere (deactivated) must see the form again
     try:
         with get_session() as session:
-            if not setup.has_users(session):
-                _render_setup()
-                return
-            authenticator = _authenticator(session)
+            empty = not setup.has_users(session)
+            authenticator = None if empty else _authenticator(session)
     except ConfigError as exc:
         _stop_on_config_error(exc)
+        return
+    if authenticator is None:
+        _render_setup()
         return
     if notice := st.session_state.pop(NOTICE_KEY, None):
         st.success(notice)
