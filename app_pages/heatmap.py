@@ -1,9 +1,103 @@
-"""Placeholder page: filled in by its issue."""
+"""Heatmap: mean domain score by school, grade, teacher, block, coach or month; live and meeting modes."""
 
 import streamlit as st
 
+from coaching import anonymise, charts, heatmap
+from coaching.errors import CoachloopError
+from coaching.heatmap import DIMENSION_LABELS, HeatmapFilters
+from coaching.settings import get_settings
+from db import get_session
 from ui.guard import guard
 
 user = guard(__file__)
-st.title("heatmap".replace("_", " ").capitalize())
-st.info("Coming soon.")
+with get_session() as session:
+    options = heatmap.filter_options(session=session, user=user)
+    window = heatmap.default_window(session=session)
+    salt = anonymise.meeting_salt(session=session)
+
+st.title("Domain heatmap")
+top = st.columns([2, 1, 1])
+rows = top[0].selectbox("Rows", list(DIMENSION_LABELS), format_func=DIMENSION_LABELS.get, key="hm_rows")
+meeting = top[1].toggle(
+    "Meeting mode", key="hm_meeting", help="Anonymous names, small cells hidden, large type."
+)
+live = top[2].toggle("Live refresh", value=True, key="hm_live", help="Redraw while this page is open.")
+if meeting:
+    st.markdown(
+        "<style>.stApp, .stApp p, .stApp label {font-size: 1.4rem !important;}</style>",
+        unsafe_allow_html=True,
+    )
+with st.expander("Filters", expanded=not meeting):
+    f = st.columns(5)
+    picked = f[0].date_input("Window", value=window, key="hm_window")
+    schools = f[1].multiselect("School", list(options["schools"]), format_func=options["schools"].get)
+    grades = f[2].multiselect("Grade band", options["grade_bands"])
+    blocks = f[3].multiselect("Block", list(options["blocks"]), format_func=options["blocks"].get)
+    versions = f[4].multiselect(
+        "Rubric version", list(options["rubric_versions"]), format_func=options["rubric_versions"].get
+    )
+start, end = picked if isinstance(picked, tuple) and len(picked) == 2 else window
+filters = HeatmapFilters(start, end, schools or None, grades or None, blocks or None, versions or None)
+
+
+@st.fragment(run_every=get_settings().live_refresh_s if live else None)
+def live_view() -> None:
+    try:
+        with get_session() as session:
+            cells = heatmap.heatmap_cells(session=session, user=user, rows=rows, filters=filters)
+            trend = heatmap.monthly_trend(session=session, user=user, filters=filters)
+    except CoachloopError as exc:
+        st.error(str(exc))
+        return
+    if cells.empty:
+        st.info("No scores in this window and filter.")
+        return
+    shown = anonymise.meeting_cells(cells, rows=rows, salt=salt) if meeting else cells
+    fig = charts.heatmap_figure(shown, meeting_mode=meeting)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"hm_chart_{rows}_{meeting}")
+    keys = list(zip(shown["row_key"], shown["domain_code"], strict=True))
+    labels = dict(zip(keys, shown["row_label"] + " · " + shown["domain_name"], strict=True))
+    at_point = dict(zip(zip(shown["row_label"], shown["domain_name"], strict=True), keys, strict=True))
+    points = event.selection.points if event and event.selection else []
+    if points and (points[0].get("y"), points[0].get("x")) in at_point:
+        st.session_state["hm_cell"] = at_point[(points[0]["y"], points[0]["x"])]
+    if st.session_state.get("hm_cell") not in labels:
+        st.session_state["hm_cell"] = None
+    cell = st.selectbox("Observations behind a cell", keys, format_func=labels.get, key="hm_cell")
+    if cell:
+        with get_session() as session:
+            obs = heatmap.cell_observations(
+                session=session, user=user, rows=rows, row_key=cell[0], domain_code=cell[1], filters=filters
+            )
+        if meeting:
+            obs = anonymise.meeting_observations(obs, salt=salt)
+        else:
+            obs = obs.drop(columns=["teacher_id", "observer_id"])
+        st.dataframe(obs, hide_index=True)
+        st.caption(f"{len(obs)} observation(s) you may see.")
+    st.subheader("Monthly trend by domain")
+    trend_fig = charts.trend_figure(trend, meeting_mode=meeting)
+    st.plotly_chart(trend_fig, key="hm_trend")
+    ext, mime = charts.chart_format()
+    d = st.columns(4)
+    d[0].download_button(
+        "Cells (CSV)", shown.to_csv(index=False), "heatmap.csv", "text/csv", on_click="ignore"
+    )
+    d[1].download_button(
+        f"Heatmap ({ext.upper()})",
+        lambda: charts.figure_bytes(fig),
+        f"heatmap.{ext}",
+        mime,
+        on_click="ignore",
+    )
+    d[2].download_button("Trend (CSV)", trend.to_csv(index=False), "trend.csv", "text/csv", on_click="ignore")
+    d[3].download_button(
+        f"Trend ({ext.upper()})",
+        lambda: charts.figure_bytes(trend_fig),
+        f"trend.{ext}",
+        mime,
+        on_click="ignore",
+    )
+
+
+live_view()

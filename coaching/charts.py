@@ -166,10 +166,14 @@ def png_export_works() -> bool:
     return True
 
 
-def figure_file(fig: go.Figure, stem: str) -> tuple[bytes, str, str]:
-    """(data, file name, MIME type) for downloading a chart: PNG where plotly can export offline,
-    otherwise a self-contained HTML file with plotly.js embedded (never a CDN link)."""
+def chart_format() -> tuple[str, str]:
+    """(file extension, MIME type) of chart downloads on this machine: PNG where plotly can export
+    offline, otherwise a self-contained HTML file."""
+    return ("png", "image/png") if png_export_works() else ("html", "text/html")
+
+
+def figure_bytes(fig: go.Figure) -> bytes:
+    """The chart as a file in `chart_format()`: PNG, or HTML with plotly.js embedded (never a CDN link)."""
     if png_export_works():
-        return fig.to_image(format="png", scale=2), f"{stem}.png", "image/png"
-    html = fig.to_html(include_plotlyjs=True, full_html=True)
-    return html.encode("utf-8"), f"{stem}.html", "text/html"
+        return fig.to_image(format="png", scale=2)
+    return fig.to_html(include_plotlyjs=True, full_html=True).encode("utf-8")
