@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import bcrypt
-from sqlalchemy import delete, func, insert, text
+from sqlalchemy import func, insert
 from sqlmodel import Session, SQLModel, select
 
 import db  # noqa: F401 - every model registered in the metadata
 from coaching import audit
+from coaching.exchange import reset_sequences, wipe_all
 from coaching.lifecycle import RevisitFact, replay
 from coaching.lifecycle import step as transition
 from coaching.settings import get_settings
@@ -253,27 +254,6 @@ def _next_id(session: Session, model: type[SQLModel]) -> int:
     return int(session.exec(select(func.max(model.id))).one() or 0) + 1
 
 
-def wipe_all(*, session: Session) -> None:
-    """Delete every data row of every table (not alembic_version). Commits."""
-    for table in reversed(SQLModel.metadata.sorted_tables):
-        session.execute(delete(table))
-    session.commit()
-
-
-def reset_sequences(*, session: Session) -> None:
-    """PostgreSQL: move every id sequence past the largest id (after inserts with explicit ids)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for table in SQLModel.metadata.sorted_tables:
-        if "id" in table.c and table.c.id.primary_key and table.c.id.autoincrement:
-            session.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                    f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
-                )
-            )
-
-
 def seed_demo_if_empty(*, session: Session) -> bool:
     """Load the demo when the database has no observations and no demo yet; True if it loaded."""
     if _demo_present(session) or session.exec(select(func.count(Observation.id))).one():
@@ -285,6 +265,7 @@ def seed_demo(*, session: Session, reset: bool = False) -> DemoResult:
     """Create the demo school year (idempotent); `reset=True` first deletes every data row."""
     if reset:
         wipe_all(session=session)
+        session.commit()
     elif _demo_present(session):
         return DemoResult(created=False, accounts=_accounts(session))
     seed_reference_data(session=session)
