@@ -90,8 +90,8 @@ def _current_rubric(session: Session) -> tuple[RubricVersion, dict[str, Domain]]
         raise ValidationError("No rubric is set up yet; ask an admin to publish one.")
     domains = session.exec(
         select(Domain)
-        .where(Domain.rubric_version_id == rv.id, Domain.retired == False)
-        .order_by(Domain.position)  # noqa: E712
+        .where(Domain.rubric_version_id == rv.id, col(Domain.retired).is_(False))
+        .order_by(Domain.position)
     ).all()
     return rv, {d.code: d for d in domains}
 

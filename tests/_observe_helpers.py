@@ -51,8 +51,12 @@ def world(session: Session) -> World:
     return World(school, coach, other_coach, admin, leader, login, teacher, other)
 
 
+# One fixed "now" per test run, so that two calls with the same argument give the same instant.
+NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+
 def days_ago(days: float) -> datetime:
-    return datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
+    return NOW - timedelta(days=days)
 
 
 def draft(teacher_id: int, when: datetime, **kw) -> ObservationDraft:
