@@ -338,7 +338,12 @@ def _parse(column, raw: str) -> Any:
 
 
 def wipe_all(*, session: Session) -> None:
-    """Delete every data row of every table (alembic_version is kept). Does not commit."""
+    """Delete every data row of every table (alembic_version is kept); PostgreSQL id sequences
+    restart at 1 so that a re-seed gives the same ids. Does not commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in _tables())
+        session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        return
     for table in reversed(_tables()):
         session.execute(delete(table))
 
