@@ -1,9 +1,101 @@
-"""Placeholder page: filled in by its issue."""
+"""Import & export: spreadsheets in (map columns, dry run, import) and the whole database out as a zip."""
+
+from datetime import date
 
 import streamlit as st
 
+from coaching import archive, importer
+from coaching.errors import CoachloopError
+from db import get_session
+from ui.auth import logout
 from ui.guard import guard
 
 user = guard(__file__)
-st.title("data".replace("_", " ").capitalize())
-st.info("Coming soon.")
+st.title("Import & export")
+tab_import, tab_export = st.tabs(["Import a spreadsheet", "Export & restore"])
+
+with tab_import:
+    kind = st.radio("The file holds", importer.KINDS[::-1], horizontal=True, key="imp_kind")
+    upload = st.file_uploader("CSV or Excel file", type=["csv", "xlsx"], key="imp_file")
+    if upload is not None:
+        try:
+            with get_session() as session:
+                df = importer.read_table(upload.getvalue(), upload.name)
+                proposed = importer.propose_mapping(list(df.columns), session, kind)
+                targets = importer.mapping_targets(session, kind)
+                with st.expander("Column mapping", expanded=bool(proposed.unknown)):
+                    chosen = {
+                        h: st.selectbox(
+                            h, targets, index=targets.index(proposed.target(h)), key=f"map_{kind}_{h}"
+                        )
+                        for h in df.columns
+                    }
+                overrides = {h: t for h, t in chosen.items() if t != proposed.target(h)}
+                plan = importer.plan_file(
+                    session=session,
+                    user=user,
+                    source=upload.getvalue(),
+                    filename=upload.name,
+                    kind=kind,
+                    overrides=overrides,
+                )
+                s = plan.summary
+                cols = st.columns(4)
+                for col, (label, key) in zip(
+                    cols,
+                    [
+                        ("Rows", "rows"),
+                        ("To create", "create"),
+                        ("Already here", "exists"),
+                        ("Problems", "problems"),
+                    ],
+                    strict=True,
+                ):
+                    col.metric(label, s[key])
+                for note in plan.notes:
+                    st.caption(note)
+                st.dataframe(plan.table(), hide_index=True, width="stretch")
+                if plan.problems:
+                    st.error(
+                        f"{len(plan.problems)} problems: fix these rows in the file and upload it again."
+                    )
+                elif st.button(f"Import {s['create']} rows", type="primary", disabled=not s["create"]):
+                    result = importer.apply_import(session=session, user=user, plan=plan)
+                    st.success(importer.describe_result(result))
+                elif not s["create"]:
+                    st.info("Everything in this file is already here; importing it again creates nothing.")
+        except CoachloopError as exc:
+            st.error(str(exc))
+
+with tab_export:
+    st.subheader("Export everything")
+    creds = st.checkbox("Include password hashes (for a backup you restore yourself)", key="exp_creds")
+    if st.button("Prepare the export", key="exp_go"):
+        with get_session() as session:
+            st.session_state["export_zip"] = archive.export_zip(
+                session=session, user=user, with_credentials=creds
+            )
+    if st.session_state.get("export_zip"):
+        st.download_button(
+            "Download the zip",
+            st.session_state["export_zip"],
+            file_name=f"coachloop-export-{date.today().isoformat()}.zip",
+            mime="application/zip",
+            key="exp_download",
+        )
+    st.subheader("Restore an export")
+    backup = st.file_uploader("Export zip", type=["zip"], key="restore_file")
+    replace = st.checkbox("Replace everything in this database with the zip", key="restore_replace")
+    typed = st.text_input("Type REPLACE to confirm", key="restore_confirm") if replace else ""
+    if st.button("Restore", key="restore_go", disabled=backup is None or (replace and typed != "REPLACE")):
+        try:
+            with get_session() as session:
+                loaded = archive.restore_zip(
+                    session=session, user=user, data=backup.getvalue(), replace=replace
+                )
+            st.success(f"Restored {sum(loaded.values())} rows from {len(loaded)} files.")
+            if replace:
+                logout()  # the accounts are now the zip's: sign in again with one of them
+                st.info("The database was replaced. Sign in again with an account from the export.")
+        except CoachloopError as exc:
+            st.error(str(exc))
