@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from coaching import anonymise, charts, heatmap
+from coaching import anonymise, charts, heatmap, metrics
 from coaching.errors import CoachloopError
 from coaching.heatmap import DIMENSION_LABELS, HeatmapFilters
 from coaching.settings import get_settings
@@ -12,7 +12,7 @@ from ui.guard import guard
 user = guard(__file__)
 with get_session() as session:
     options = heatmap.filter_options(session=session, user=user)
-    window = heatmap.default_window(session=session)
+    window = metrics.default_window(session=session)
     salt = anonymise.meeting_salt(session=session)
 
 st.title("Domain heatmap")

@@ -25,13 +25,12 @@ import pandas as pd
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from benchmarks import CACHE
 from db.engine import build_engine
 from db.migrate import upgrade
 from db.models import Block, Domain, RubricVersion
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".bench-cache"
 GENERATOR_VERSION = 1
 TZ = "America/Los_Angeles"
 BIG_TABLES = ("observation", "domain_score", "action_step", "revisit")

@@ -177,3 +177,27 @@ def figure_bytes(fig: go.Figure) -> bytes:
     if png_export_works():
         return fig.to_image(format="png", scale=2)
     return fig.to_html(include_plotlyjs=True, full_html=True).encode("utf-8")
+
+
+def _flat(figures: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in figures.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key not in ("domain_means", "domain_means_by_code"):
+            out.update(_flat(value, f"{name}."))
+        elif isinstance(value, dict):
+            out.update({f"{name}.{k}": v for k, v in value.items()})
+        else:
+            out[name] = value
+    return out
+
+
+def figures_table(rows: list[dict]) -> pd.DataFrame:
+    """Program figures (one dict per school or overall) as one flat row each, for tables and CSV."""
+    return pd.DataFrame([_flat(r) for r in rows])
+
+
+def ranked_domains(domain_means: dict[str, float]) -> pd.DataFrame:
+    """Domains from strongest to weakest mean score."""
+    ranked = sorted(domain_means.items(), key=lambda kv: kv[1], reverse=True)
+    return pd.DataFrame(ranked, columns=["domain", "mean"]).assign(rank=lambda d: range(1, len(d) + 1))

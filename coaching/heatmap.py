@@ -273,13 +273,3 @@ def filter_options(*, session: Session, user: User) -> dict:
             for rv in session.exec(select(RubricVersion).order_by(RubricVersion.version.desc()))
         },
     }
-
-
-def default_window(*, session: Session) -> tuple[date, date]:
-    """The most recent school year with observations (the metrics module's definition when present)."""
-    try:
-        from coaching.metrics import default_window as metrics_window
-    except ImportError:
-        latest = session.exec(select(func.max(Observation.observed_at))).one()
-        return timeutil.school_year_of(timeutil.local_date(latest) if latest else date.today())
-    return metrics_window(session=session)
