@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -320,3 +324,58 @@ def test_a_group_by_of_imported_scores_matches_the_file(session, world):
     df = pd.read_csv(io.StringIO((DATA / "observations.csv").read_text()))
     assert round(float(dict(rows)["CR"]), 6) == round(df["Culture & Routines"].mean(), 6)
     assert round(float(dict(rows)["RIG"]), 6) == round(df["Rigor"].mean(), 6)
+
+
+# --- the command line (a real subprocess on SQLite) ----------------------------------------------
+
+
+def _cli(url: str, *args: str):
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "coaching", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cli_dry_run_prints_the_bad_rows_and_writes_nothing(sqlite_url, sqlite_session):
+    users = people(sqlite_session)
+    import_file(sqlite_session, users["admin"], "roster.csv", "roster")
+    out = _cli(
+        sqlite_url, "import", str(DATA / "observations_messy.csv"), "--kind", "observations", "--dry-run"
+    )
+    assert out.returncode == 1, out.stderr
+    lines = out.stdout.splitlines()
+    for row, problems in MESSY_PROBLEMS.items():
+        assert any(line.split()[:2] == [str(row), "error"] and problems[0] in line for line in lines), row
+    assert "Note: column 'Period' matches nothing and is ignored" in out.stdout
+    assert "Nothing was imported" in out.stdout
+    assert _count(sqlite_session, Observation) == 0
+
+
+def test_the_cli_imports_once_and_then_finds_everything_present(sqlite_url, sqlite_session):
+    users = people(sqlite_session)
+    import_file(sqlite_session, users["admin"], "roster.csv", "roster")
+    first = _cli(sqlite_url, "import", str(DATA / "observations.xlsx"), "--kind", "observations")
+    assert first.returncode == 0, first.stderr
+    assert "Created 3 observations, 8 scores." in first.stdout
+    second = _cli(sqlite_url, "import", str(DATA / "observations.xlsx"), "--kind", "observations")
+    assert second.returncode == 0 and "Nothing new to create" in second.stdout
+    sqlite_session.expire_all()
+    assert _count(sqlite_session, Observation) == 3
+
+
+def test_the_cli_map_option_and_its_bad_input(sqlite_url, sqlite_session, tmp_path):
+    users = people(sqlite_session)
+    import_file(sqlite_session, users["admin"], "roster.csv", "roster")
+    f = tmp_path / "form.csv"
+    f.write_text("Date,Teacher,Observer,Block,Routines score\n2025-09-03,Ana Lopez,mrivera,WG,3\n")
+    ok = _cli(sqlite_url, "import", str(f), "--kind", "observations", "--map", "Routines score=CR")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Routines score -> CR" in ok.stdout
+    bad = _cli(sqlite_url, "import", str(f), "--kind", "observations", "--map", "Routines score")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --map expects HEADER=DOMAINCODE")

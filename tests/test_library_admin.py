@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
+from streamlit.testing.v1 import AppTest
 
 from coaching import library_admin
 from coaching.errors import PermissionDenied, ValidationError
-from db.models import ActionStep, AuditLog, LibraryStep
+from db.engine import get_engine
+from db.models import ActionStep, AuditLog, Domain, LibraryStep, RubricVersion
 from tests import factories
 from tests._import_helpers import people
 
@@ -125,3 +128,69 @@ def test_teachers_and_leaders_cannot_change_the_library(session, crew):
         library_admin.add_move(session=session, by=crew["mrivera"], domain_code="CR", title="T", move="M")
     with pytest.raises(PermissionDenied):
         library_admin.retire_move(session=session, by=crew["mrivera"], move_id=_move(session, "CR-1").id)
+
+
+# --- the Rubric & library page (AppTest, SQLite) ----------------------------------------------
+
+
+@pytest.fixture
+def page_users(sqlite_url):
+    with Session(get_engine(), expire_on_commit=False) as s:
+        return {k: v.id for k, v in people(s).items()}
+
+
+def _open(user_id: int):
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=30)
+    at.session_state["user_id"] = user_id
+    at.run()
+    at = at.switch_page("app_pages/library.py").run()
+    assert not at.exception
+    return at
+
+
+def _db():
+    return Session(get_engine(), expire_on_commit=False)
+
+
+def test_the_page_publishes_a_renamed_domain_as_a_new_version(page_users):
+    at = _open(page_users["admin"])
+    at.text_input(key="d_name_CR").set_value("Routines & Procedures")
+    at = next(b for b in at.button if b.label == "Publish a new version").click().run()
+    assert not at.exception and not at.error
+    assert at.success[0].value.startswith("Published")
+    with _db() as s:
+        rv = s.exec(select(RubricVersion).where(RubricVersion.is_current == True)).one()  # noqa: E712
+        cr = s.exec(select(Domain).where(Domain.rubric_version_id == rv.id, Domain.code == "CR")).one()
+        assert (rv.version, cr.name) == (2, "Routines & Procedures")
+
+
+def test_the_page_shows_a_rubric_mistake_and_publishes_nothing(page_users):
+    at = _open(page_users["admin"])
+    at.text_area(key="d_lf_SB").set_value("Just one look-for")
+    at = next(b for b in at.button if b.label == "Publish a new version").click().run()
+    assert "give 2 to 4" in at.error[0].value
+    with _db() as s:
+        assert len(s.exec(select(RubricVersion)).all()) == 1
+
+
+def test_a_coach_proposes_a_move_on_the_page_and_an_admin_approves_it(page_users):
+    at = _open(page_users["jchen"])
+    assert not [b for b in at.button if b.label == "Publish a new version" and not b.disabled]
+    at.selectbox(key="new_mv_domain").set_value("RI")
+    at.text_input(key="new_mv_title").set_value("Echo read a tricky line")
+    at.text_area(key="new_mv_move").set_value("Read the line, then the group echoes it.")
+    at = next(b for b in at.button if b.label == "Propose").click().run()
+    assert not at.exception and at.success[0].value == "Proposed 'Echo read a tricky line'."
+    with _db() as s:
+        proposal = s.exec(select(LibraryStep).where(LibraryStep.title == "Echo read a tricky line")).one()
+        assert proposal.status == "proposed"
+
+    at = _open(page_users["admin"])
+    picker = at.selectbox(key="mv_pick")
+    label = next(m for m in picker.options if "Echo read" in m)
+    at = picker.select_index(picker.options.index(label)).run()
+    at.radio(key=f"mv_verb_{proposal.id}").set_value("approve")
+    at = next(b for b in at.button if b.label == "Apply").click().run()
+    assert not at.exception and "approve done" in at.success[0].value
+    with _db() as s:
+        assert s.get(LibraryStep, proposal.id).status == "active"
