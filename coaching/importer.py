@@ -36,6 +36,7 @@ from db.models import (
     Observation,
     RubricVersion,
     School,
+    StepEvent,
     Teacher,
     User,
     UserSchool,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("roster", "observations")
 IGNORE = "ignore"
+TITLE_CHARS = 80  # a custom step's title is its first words, as on the observation form
 NOT_OBSERVED = {"n/a", "na", "not observed", "no", "-", "--", "x", "not scored", "ns"}
 
 # Field -> header spellings (normalised with `_key`), per kind of file.
@@ -679,6 +681,7 @@ def _plan_observations(
                 "step": step_text,
                 "library_step_id": lib.id if lib else None,
                 "step_domain": lib.domain_code if lib else "",
+                "step_title": lib.title if lib else "",
             }
         plan.rows.append(PlanRow(int(rownum), action, summary, problems, warnings, payload))
 
@@ -861,18 +864,37 @@ def _apply_observations(session: Session, user: User, plan: ImportPlan) -> tuple
             created["scores"] += 1
         if p["step"]:
             # History is imported as it was: the open-step cap applies to new assignments only.
+            custom = p["step"]
+            title = p.get("step_title") or (
+                custom[:TITLE_CHARS].rstrip() + ("…" if len(custom) > TITLE_CHARS else "")
+            )
             step = ActionStep(
                 teacher_id=teacher.id,
                 observation_id=obs.id,
                 library_step_id=p["library_step_id"],
                 domain_code=p["step_domain"],
-                title=p["step"][:200],
-                custom_text="" if p["library_step_id"] else p["step"],
+                title=title[:200],
+                custom_text="" if p["library_step_id"] else custom,
                 assigned_by=p["observer_id"],
                 assigned_at=when,
                 check_back_on=local_date(when) + check_back,
             )
             session.add(step)
+            session.flush()
+            session.add(StepEvent(step_id=step.id, at=when, from_state="", to_state="open", cause="imported"))
+            audit.record(
+                session,
+                by=user,
+                action="create",
+                entity="action_step",
+                entity_id=step.id,
+                detail={
+                    "teacher_id": teacher.id,
+                    "observation_id": obs.id,
+                    "title": step.title,
+                    "import_row": r.row,
+                },
+            )
             created["action_steps"] += 1
         created["observations"] += 1
         audit.record(

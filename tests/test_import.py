@@ -23,6 +23,7 @@ from db.models import (
     ImportBatch,
     Observation,
     School,
+    StepEvent,
     Teacher,
     UserSchool,
 )
@@ -158,6 +159,8 @@ def test_a_clean_import_creates_observations_with_frozen_dimensions(session, wor
     custom = steps["Start the table group within two minutes"]
     assert custom.library_step_id is None and custom.custom_text == custom.title and custom.state == "open"
     assert str(custom.check_back_on) == "2025-09-18"
+    events = session.exec(select(StepEvent.to_state, StepEvent.cause)).all()
+    assert events == [("open", "imported")] * 3
     audited = session.exec(
         select(func.count()).select_from(AuditLog).where(AuditLog.entity == "observation")
     ).one()
