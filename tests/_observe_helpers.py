@@ -75,9 +75,11 @@ def assign(
         draft=draft(teacher_id, when, new_steps=[NewStep(custom_text=t) for t in titles], **kw),
         by=by,
     )
-    return list(
+    steps = list(
         session.exec(select(ActionStep).where(ActionStep.observation_id == obs.id).order_by(ActionStep.id))
     )
+    session.commit()  # end the read transaction: on SQLite it would hold the write lock
+    return steps
 
 
 def revisit(session: Session, by: User, teacher_id: int, when: datetime, ratings: dict[int, str], **kw):
