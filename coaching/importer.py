@@ -76,6 +76,7 @@ FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
         "block": ("block", "instructional block", "segment", "lesson segment", "time of day"),
         "notes": ("notes", "note", "comments", "comment", "evidence", "feedback", "observation notes"),
         "step": ("action step", "action steps", "step", "next step", "action step text", "next steps"),
+        "school": ("school", "school name", "campus", "site"),  # only to tell same-named teachers apart
     },
 }
 REQUIRED = {"roster": ("teacher", "school", "grade"), "observations": ("date", "teacher", "observer")}
@@ -568,6 +569,7 @@ def _plan_observations(
     for t in session.exec(select(Teacher)).all():
         teachers.setdefault(_norm(t.name), []).append(t)
     observers = _users_by_name(session, ("coach", "admin"))
+    school_names = {s.id: (_norm(s.name), _norm(s.code)) for s in session.exec(select(School)).all()}
     blocks: dict[str, Block] = {}
     all_blocks = session.exec(select(Block).order_by(Block.position, Block.id)).all()
     for b in all_blocks:
@@ -606,10 +608,12 @@ def _plan_observations(
         teacher = None
         if text.get("teacher"):
             found = teachers.get(_norm(text["teacher"]), [])
+            if len(found) > 1 and text.get("school"):
+                found = [t for t in found if _norm(text["school"]) in school_names.get(t.school_id, ())]
             if not found:
                 problems.append(f"unknown teacher {text['teacher']!r}")
             elif len(found) > 1:
-                problems.append(f"several teachers are named {text['teacher']!r}")
+                problems.append(f"several teachers are named {text['teacher']!r}; add a school column")
             else:
                 teacher = found[0]
         observer = (

@@ -382,3 +382,22 @@ def test_the_cli_map_option_and_its_bad_input(sqlite_url, sqlite_session, tmp_pa
     assert "Routines score -> CR" in ok.stdout
     bad = _cli(sqlite_url, "import", str(f), "--kind", "observations", "--map", "Routines score")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --map expects HEADER=DOMAINCODE")
+
+
+def test_a_school_column_tells_two_teachers_with_the_same_name_apart(session, world):
+    lincoln = session.exec(select(School).where(School.name == "Lincoln Elementary")).one()
+    roosevelt = session.exec(select(School).where(School.name == "Roosevelt Elementary")).one()
+    session.add(Teacher(name="Ana Lopez", school_id=roosevelt.id, grade_band="3-5"))
+    session.commit()
+    data = b"Date,Teacher,Observer,Block,CR\n2025-09-03,Ana Lopez,mrivera,WG,3\n"
+    plan = importer.plan_file(
+        session=session, user=world["admin"], source=data, filename="x.csv", kind="observations"
+    )
+    assert plan.problems == [(2, "several teachers are named 'Ana Lopez'; add a school column")]
+    data = b"Date,Teacher,School,Observer,Block,CR\n2025-09-03,Ana Lopez,lincoln elementary,mrivera,WG,3\n"
+    plan = importer.plan_file(
+        session=session, user=world["admin"], source=data, filename="x.csv", kind="observations"
+    )
+    assert plan.ok
+    importer.apply_import(session=session, user=world["admin"], plan=plan)
+    assert session.exec(select(Observation.school_id)).one() == lincoln.id
