@@ -16,7 +16,7 @@ from db.models import Observation, Teacher, User, UserSchool
 
 def require_role(user: User, *roles: str) -> None:
     """Raise PermissionDenied unless the user is active and has one of `roles`."""
-    if user is None or not user.active:
+    if user is None or not user.active or user.locked:
         raise PermissionDenied("Please sign in.")
     if user.role not in roles:
         raise PermissionDenied("Your role does not allow this.")
@@ -24,6 +24,8 @@ def require_role(user: User, *roles: str) -> None:
 
 def school_ids(session: Session, user: User) -> list[int] | None:
     """The schools a leader or coach belongs to; None means all (admin)."""
+    if _disabled(user):
+        return []
     if user.role == "admin":
         return None
     if user.role == "teacher":
@@ -37,8 +39,15 @@ def own_teacher(session: Session, user: User) -> Teacher | None:
     return session.exec(select(Teacher).where(Teacher.user_id == user.id)).first()
 
 
+def _disabled(user: User | None) -> bool:
+    # A deactivated or locked account sees nothing, even through a stale User object.
+    return user is None or not user.active or user.locked
+
+
 def teacher_clause(session: Session, user: User):
     """A WHERE clause on Teacher limiting rows to the teachers `user` may see."""
+    if _disabled(user):
+        return false()
     if user.role == "admin":
         return true()
     if user.role == "leader":
@@ -53,6 +62,8 @@ def teacher_clause(session: Session, user: User):
 
 def observation_clause(session: Session, user: User):
     """A WHERE clause on Observation limiting rows to those `user` may see."""
+    if _disabled(user):
+        return false()
     if user.role == "admin":
         return true()
     if user.role == "leader":
@@ -95,8 +106,11 @@ def get_observation(session: Session, user: User, observation_id: int) -> Observ
 
 
 def can_read_notes(user: User, obs: Observation) -> bool:
-    """Leaders never read notes marked private to coach and teacher."""
-    return not (obs.notes_private and user.role == "leader")
+    """Leaders never read notes marked private to coach and teacher: the observation's notes and
+    its debrief notes (scores stay visible). Use it wherever either is shown or exported."""
+    if _disabled(user):
+        return False
+    return not (obs.notes_private and user.role not in ("admin", "coach", "teacher"))
 
 
 def can_observe(user: User) -> bool:

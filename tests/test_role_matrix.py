@@ -332,3 +332,82 @@ def test_an_export_carries_no_password_hash_or_cookie_key(world, tmp_path):
     assert not any(p in blob for p in HASH_PREFIXES)
     assert not any(h in blob for h in world.hashes)
     assert world.cookie_key not in blob
+
+
+# ---- the scope helpers themselves (coaching/access.py), on both databases ----
+
+
+@pytest.fixture
+def scoped(session):
+    from coaching import access  # noqa: F401 - imported for the tests below
+
+    factories.rubric(session)
+    a, b = factories.school(session), factories.school(session)
+    people = {
+        "admin": factories.user(session, "admin"),
+        "leader": factories.user(session, "leader", schools=[a]),
+        "coach": factories.user(session, "coach", schools=[a]),
+        "other_coach": factories.user(session, "coach", schools=[b]),
+    }
+    login = factories.user(session, "teacher")
+    people["teacher"] = login
+    ta = factories.teacher(session, a, coach=people["coach"], name=SEEN_TEACHER, login=login)
+    tb = factories.teacher(session, b, coach=people["other_coach"], name=UNSEEN_TEACHER)
+    oa = factories.observation(
+        session,
+        ta,
+        people["coach"],
+        datetime(2025, 9, 8, 16, tzinfo=UTC),
+        {"CR": 2},
+        notes=PRIVATE_NOTE_A,
+        private=True,
+    )
+    ob = factories.observation(
+        session, tb, people["other_coach"], datetime(2025, 9, 9, 16, tzinfo=UTC), {"CR": 3}
+    )
+    return people, ta, tb, oa, ob
+
+
+@pytest.mark.parametrize("role", ["leader", "coach", "teacher"])
+def test_scope_helpers_never_return_the_other_schools_teacher_or_observation(session, scoped, role):
+    from coaching import access
+    from coaching.errors import NotFound
+
+    people, ta, tb, oa, ob = scoped
+    user = people[role]
+    assert [t.name for t in access.visible_teachers(session, user)] == [SEEN_TEACHER]
+    assert access.get_teacher(session, user, ta.id).id == ta.id
+    assert access.get_observation(session, user, oa.id).id == oa.id
+    with pytest.raises(NotFound):
+        access.get_teacher(session, user, tb.id)
+    with pytest.raises(NotFound):
+        access.get_observation(session, user, ob.id)
+
+
+def test_leaders_never_read_private_notes_but_coach_teacher_and_admin_do(session, scoped):
+    from coaching import access
+
+    people, _ta, _tb, oa, _ob = scoped
+    assert not access.can_read_notes(people["leader"], oa)
+    assert all(access.can_read_notes(people[r], oa) for r in ("admin", "coach", "teacher"))
+    oa.notes_private = False
+    assert access.can_read_notes(people["leader"], oa)
+
+
+@pytest.mark.parametrize("change", ["locked", "deactivated"])
+def test_a_locked_or_deactivated_account_sees_nothing_even_with_a_stale_user_object(session, scoped, change):
+    from coaching import access
+    from coaching.errors import PermissionDenied
+
+    people, _ta, _tb, oa, _ob = scoped
+    for role in ("admin", "leader", "coach", "teacher"):
+        user = people[role]
+        if change == "locked":
+            user.locked = True
+        else:
+            user.active = False
+        assert access.visible_teachers(session, user) == []
+        assert access.school_ids(session, user) == []
+        assert not access.can_read_notes(user, oa)
+        with pytest.raises(PermissionDenied):
+            access.require_role(user, role)
