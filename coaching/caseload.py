@@ -155,3 +155,11 @@ def pending_debriefs(*, session: Session, user: User, now: datetime | None = Non
             }
         )
     return out
+
+
+def summary(table: pd.DataFrame) -> dict[str, float | int]:
+    """Counts for the caseload header: teachers, overdue, due, coverage (share not overdue)."""
+    n = len(table)
+    overdue = int((table["status"] == "overdue").sum()) if n else 0
+    due = int((table["status"] == "due").sum()) if n else 0
+    return {"teachers": n, "overdue": overdue, "due": due, "coverage": (n - overdue) / n if n else 0.0}
