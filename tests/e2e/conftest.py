@@ -267,8 +267,17 @@ def context(browser):
 
 
 @pytest.fixture
-def page(context):
-    return context.new_page()
+def page(context, request):
+    pg = context.new_page()
+    yield pg
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        try:  # what the browser showed when the test failed
+            pg.screenshot(
+                path=str(ARTIFACTS / f"FAILED-{Shots(request.node.name).prefix}.png"), full_page=True
+            )
+        except Exception:  # noqa: BLE001 - a failure screenshot is best effort
+            pass
 
 
 class Shots:
@@ -288,20 +297,6 @@ class Shots:
 @pytest.fixture
 def shot(request, artifacts) -> Shots:
     return Shots(request.node.name)
-
-
-@pytest.fixture(autouse=True)
-def _screenshot_on_failure(request, artifacts):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed and "page" in request.fixturenames:
-        try:
-            pg = request.getfixturevalue("page")
-            pg.screenshot(
-                path=str(ARTIFACTS / f"FAILED-{Shots(request.node.name).prefix}.png"), full_page=True
-            )
-        except Exception:  # noqa: BLE001 - a failure screenshot is best effort
-            pass
 
 
 @pytest.hookimpl(hookwrapper=True)
