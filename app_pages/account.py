@@ -9,6 +9,8 @@ from ui.guard import guard
 
 user = guard(__file__)
 st.title("My account")
+if st.session_state.pop("_password_changed", False):
+    st.success("Your password is changed.")
 st.write(f"**{user.display_name}** · username `{user.username}` · role {user.role}")
 if user.must_change_password:
     st.warning("An admin set a temporary password for you: choose your own now.")
@@ -30,5 +32,6 @@ if submitted:
         except CoachloopError as exc:
             st.error(str(exc))
         else:
-            st.success("Your password is changed.")
-            st.caption(f"At least {users.MIN_PASSWORD_LENGTH} characters.")
+            st.session_state["_password_changed"] = True
+            st.rerun()
+st.caption(f"Passwords need at least {users.MIN_PASSWORD_LENGTH} characters.")

@@ -455,8 +455,20 @@ def delete_teacher_records(*, session: Session, by: User, teacher_id: int) -> di
 def _blank_audit(
     session: Session, teacher_id: int, ids: dict[str, set[int]], name: str, login_id: int | None
 ) -> int:
+    # Narrow in SQL first (the log can be large); the JSON check below decides.
+    conds = [AuditLog.detail.contains('"teacher_id"'), AuditLog.detail.contains("observation_id")]
+    conds.append(AuditLog.detail.contains("step_id"))
+    for form in {name, json.dumps(name)[1:-1]} - {""}:  # audit JSON escapes non-ASCII letters
+        conds.append(func.lower(AuditLog.detail).contains(form.lower(), autoescape=True))
+    for entity, kind in _RECORD_ENTITIES.items():
+        wanted = [str(i) for i in ids.get(kind, set())]
+        if wanted:
+            conds.append((AuditLog.entity == entity) & AuditLog.entity_id.in_(wanted))
+    if login_id is not None:
+        conds.append(AuditLog.user_id == login_id)
+        conds.append((AuditLog.entity == "user") & (AuditLog.entity_id == str(login_id)))
     blanked = 0
-    for row in session.exec(select(AuditLog)).all():
+    for row in session.exec(select(AuditLog).where(or_(*conds))).all():
         kind = _RECORD_ENTITIES.get(row.entity)
         about_record = (
             kind is not None

@@ -414,3 +414,17 @@ def test_school_links_survive_only_through_set_schools(session, org):
     admin.set_schools(session=session, by=org["boss"], user_id=org["leader"].id, school_ids=[org["south"].id])
     links = session.exec(select(UserSchool.school_id).where(UserSchool.user_id == org["leader"].id)).all()
     assert links == [org["south"].id]
+
+
+def test_deletion_blanks_audit_details_naming_a_teacher_with_accented_letters(session, org):
+    t = factories.teacher(session, org["north"], name="Søren Ølby")
+    audit.record(
+        session, by=org["boss"], action="import", entity="import_batch", detail={"names": ["Søren Ølby"]}
+    )
+    audit.record(
+        session, by=org["boss"], action="import", entity="import_batch", detail={"names": ["Other One"]}
+    )
+    session.commit()
+    admin.delete_teacher_records(session=session, by=org["boss"], teacher_id=t.id)
+    details = [r.detail for r in _audit_rows(session, "import")]
+    assert sorted(details) == sorted(["{}", json.dumps({"names": ["Other One"]}, sort_keys=True)])

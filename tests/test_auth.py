@@ -336,3 +336,26 @@ def test_nobody_but_a_signed_in_active_user_changes_a_password(session, coach):
     admin.deactivate_user(session=session, by=boss, user_id=coach.id)
     with pytest.raises(PermissionDenied):
         users.change_own_password(session=session, user=coach, current=PW, new="new-password-1")
+
+
+def test_a_short_cookie_key_in_secrets_toml_stops_the_login_page_with_a_clear_message(accounts, monkeypatch):
+    monkeypatch.delenv("COACHLOOP_COOKIE_KEY", raising=False)
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["COACHLOOP_COOKIE_KEY"] = "short-key"
+    at.run()
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert "secrets.toml" in error and "at least 32 bytes" in error
+    assert not at.text_input
+
+
+def test_a_long_cookie_key_in_secrets_toml_is_used_and_nothing_is_generated(accounts, monkeypatch):
+    monkeypatch.delenv("COACHLOOP_COOKIE_KEY", raising=False)
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["COACHLOOP_COOKIE_KEY"] = "s" * 40
+    at = _sign_in("cora", PW, at.run())
+    assert at.session_state["user_id"] == accounts["coach"]
+    with Session(get_engine()) as s:
+        assert s.get(AppSetting, auth_keys.COOKIE_KEY_SETTING) is None
