@@ -811,6 +811,14 @@ def _apply_roster(session: Session, user: User, plan: ImportPlan) -> tuple[dict[
             # The coach belongs to the school of every teacher they coach (aggregate views).
             session.add(UserSchool(user_id=p["coach_id"], school_id=school.id))
             links.add((p["coach_id"], school.id))
+            audit.record(
+                session,
+                by=user,
+                action="create",
+                entity="user_school",
+                entity_id=p["coach_id"],
+                detail={"user_id": p["coach_id"], "school_id": school.id, "import_row": r.row},
+            )
     return created, skipped
 
 
