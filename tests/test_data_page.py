@@ -204,3 +204,11 @@ def test_a_zip_from_sqlite_restores_into_postgresql_with_the_same_metrics(sqlite
     finally:
         lite.dispose()
         pg.dispose()
+
+
+def test_the_page_reads_a_roster_already_imported_as_nothing_to_do(page):
+    page.radio(key="imp_kind").set_value("roster").run()
+    at = _upload(page, "imp_file", "roster.csv")
+    assert not at.exception and not at.error
+    assert [m.value for m in at.metric] == ["4", "0", "4", "0"]
+    assert "already here" in at.info[0].value
