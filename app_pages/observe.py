@@ -30,19 +30,26 @@ if saved := ss.pop("observe_saved", None):
     st.success(f"Saved the observation of {saved[1]}.", icon=":material/check_circle:")
     st.page_link("app_pages/observation.py", label="Open it (debrief, edit)", query_params={"id": saved[0]})
 
+
+def restore(draft: dict) -> None:
+    """Put a saved draft's values into this form generation's widgets."""
+    for name, value in draft.items():
+        if name in ("date", "time") and value:
+            value = (date if name == "date" else time).fromisoformat(value)
+        if not name.startswith("_"):
+            ss[P + name] = value
+    ss["observe_restored"] = draft.get("_saved_at", "")
+    ss.pop("observe_offer", None)
+
+
 with get_session() as s:
-    if not ss.get("observe_draft_checked"):  # first visit in this browser session: restore the draft
+    if not ss.get("observe_draft_checked"):  # first visit in this browser session
         ss["observe_draft_checked"] = True
-        if draft := obs.load_draft(session=s, by=user):
-            for name, value in draft.items():
-                if name == "date" and value:
-                    value = date.fromisoformat(value)
-                elif name == "time" and value:
-                    value = time.fromisoformat(value)
-                if not name.startswith("_"):
-                    ss[P + name] = value
-            ss["observe_restored"] = draft.get("_saved_at", "")
+        ss["observe_offer"] = obs.load_draft(session=s, by=user)
     pre = st.query_params.get("teacher") or ss.pop("observe_teacher_id", None)
+    offer = ss.get("observe_offer")
+    if offer and (not pre or str(pre) == str(offer.get("teacher"))):
+        restore(offer)  # auto-restore unless the coach came to observe someone else
     if pre and str(pre) != ss.get("observe_pre_applied"):
         ss["observe_pre_applied"] = str(pre)
         ss[P + "teacher"] = int(pre) if str(pre).isdigit() else None
@@ -58,6 +65,11 @@ if P + "lib" in ss:
     ss[P + "lib"] = [c for c in ss[P + "lib"] if c in library]
 if restored := ss.get("observe_restored"):
     st.info(f"Restored your unsaved draft from {restored}.", icon=":material/restore:")
+if offer := ss.get("observe_offer"):  # a draft of another teacher: kept until the coach decides
+    st.info(f"You have an unsaved draft for {teachers.get(offer.get('teacher'), 'another teacher')}.")
+    left, right = st.columns(2)
+    left.button("Restore draft", key="observe_restore", on_click=restore, args=(offer,))
+    right.button("Discard draft", key="observe_discard", on_click=ss.pop, args=("observe_offer", None))
 
 teacher_id = st.selectbox(
     "Teacher",
@@ -151,7 +163,7 @@ with get_session() as s:
             ss["observe_gen"] = gen + 1
             st.rerun()
     draft_payload = {k: (v.isoformat() if isinstance(v, (date, time)) else v) for k, v in values.items()}
-    if draft_payload != ss.get("observe_last_draft"):
+    if draft_payload != ss.get("observe_last_draft") and not ss.get("observe_offer"):
         obs.save_draft(session=s, by=user, payload=draft_payload)
         ss["observe_last_draft"] = draft_payload
 

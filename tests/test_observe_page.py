@@ -166,3 +166,20 @@ def test_leaders_cannot_open_the_observe_page(w):
     at.run()
     with pytest.raises(ValueError):
         at.switch_page("app_pages/observe.py")
+
+
+def test_a_draft_for_another_teacher_is_offered_not_forced_and_not_overwritten(w, sqlite_session):
+    from tests import factories
+
+    other = factories.teacher(sqlite_session, w.school, coach=w.coach, name="Bea Second")
+    _fill(_open(w.coach.id, w.teacher.id))  # leaves a draft for Tess
+    at = _open(w.coach.id, other.id)  # comes from the caseload to observe Bea
+    assert at.selectbox(key="obs0_teacher").value == other.id
+    assert _seg(at, "Culture & Routines").value is None
+    assert any("unsaved draft for Tess Teacher" in i.value for i in at.info)
+    with Session(get_engine()) as s:
+        assert '"notes": "Good pacing."' in s.get(DraftRow, w.coach.id).payload
+    at.button(key="observe_restore").click().run()
+    assert not at.exception
+    assert at.selectbox(key="obs0_teacher").value == w.teacher.id
+    assert at.text_area(key="obs0_notes").value == "Good pacing."
