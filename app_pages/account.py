@@ -5,6 +5,7 @@ import streamlit as st
 from coaching import users
 from coaching.errors import CoachloopError
 from db import get_session
+from ui.auth import WRITE_COOKIE_KEY
 from ui.guard import guard
 
 user = guard(__file__)
@@ -33,5 +34,6 @@ if submitted:
             st.error(str(exc))
         else:
             st.session_state["_password_changed"] = True
+            st.session_state[WRITE_COOKIE_KEY] = True  # older cookies are void now: issue a new one
             st.rerun()
 st.caption(f"Passwords need at least {users.MIN_PASSWORD_LENGTH} characters.")

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from coaching import audit
 from coaching.access import require_role
 from coaching.errors import NotFound, ValidationError
-from coaching.users import create_user, generate_password, hash_password, validate_password
+from coaching.users import create_user, generate_password, hash_password, revoke_cookies, validate_password
 from db.models import (
     ROLES,
     ActionStep,
@@ -203,6 +203,7 @@ def reset_password(*, session: Session, by: User, user_id: int) -> str:
     user.must_change_password = True
     user.failed_logins = 0
     session.add(user)
+    revoke_cookies(session, user.id)
     audit.record(session, by=by, action="reset_password", entity="user", entity_id=user.id)
     session.commit()
     return password
@@ -216,6 +217,7 @@ def set_password(*, session: Session, by: User, user_id: int, password: str) -> 
     user.password_hash = hash_password(password)
     user.must_change_password = True
     session.add(user)
+    revoke_cookies(session, user.id)
     audit.record(session, by=by, action="reset_password", entity="user", entity_id=user.id)
     session.commit()
 

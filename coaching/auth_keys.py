@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from coaching.errors import ConfigError
 from coaching.settings import get_settings
-from coaching.users import find_user
+from coaching.users import cookies_valid_after, find_user
 from db.models import AppSetting, User
 
 log = logging.getLogger(__name__)
@@ -104,12 +104,22 @@ def username_from_token(token: str | None, key: str, *, now: datetime | None = N
     return username
 
 
-def user_for_token(*, session: Session, token: str | None, key: str) -> User | None:
-    """The active, unlocked user a valid cookie token names (for restoring a session on reload)."""
+def user_for_token(
+    *, session: Session, token: str | None, key: str, expiry_days: float | None = None
+) -> User | None:
+    """The active, unlocked user a valid cookie token names (for restoring a session on reload);
+    None for a token issued before the user's password last changed."""
     username = username_from_token(token, key)
     if username is None:
         return None
     user = find_user(session, username)
     if user is None or not user.active or user.locked or not user.password_hash:
         return None
+    valid_after = cookies_valid_after(session, user.id)
+    if valid_after:
+        days = get_settings().cookie_expiry_days if expiry_days is None else expiry_days
+        # The token carries only its expiry; it was issued `days` before that.
+        issued = jwt.decode(token, key, algorithms=[_ALGORITHM])["exp_date"] - days * 86400
+        if issued < valid_after - 1:
+            return None
     return user

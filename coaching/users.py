@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import UTC, datetime
 
 import bcrypt
 from sqlalchemy import func, update
@@ -12,7 +13,7 @@ from sqlmodel import Session, select
 
 from coaching import audit
 from coaching.errors import CoachloopError, PermissionDenied, ValidationError
-from db.models import ROLES, School, User, UserSchool
+from db.models import ROLES, AppSetting, School, User, UserSchool
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,26 @@ def create_user(
     return user
 
 
+def _revocation_key(user_id: int) -> str:
+    return f"cookies_valid_after:{user_id}"
+
+
+def revoke_cookies(session: Session, user_id: int) -> None:
+    """Make every login cookie issued to this user until now invalid (after a password change or
+    reset, a stolen cookie stops working). Added to the session; the caller commits."""
+    row = session.get(AppSetting, _revocation_key(user_id)) or AppSetting(
+        key=_revocation_key(user_id), value=""
+    )
+    row.value = str(int(datetime.now(UTC).timestamp()))
+    session.add(row)
+
+
+def cookies_valid_after(session: Session, user_id: int) -> float:
+    """The Unix time before which this user's login cookies are void (0: none revoked)."""
+    row = session.get(AppSetting, _revocation_key(user_id))
+    return float(row.value) if row is not None and row.value else 0.0
+
+
 def find_user(session: Session, username: str) -> User | None:
     """The user with this username (case-insensitive), or None."""
     name = normalise_username(username)
@@ -228,6 +249,7 @@ def change_own_password(*, session: Session, user: User, current: str, new: str)
     fresh.password_hash = hash_password(new)
     fresh.must_change_password = False
     session.add(fresh)
+    revoke_cookies(session, fresh.id)
     audit.record(session, by=fresh, action="change_password", entity="user", entity_id=fresh.id)
     session.commit()
     return fresh
@@ -248,5 +270,6 @@ __all__ = [
     "hash_password",
     "record_failed_login",
     "record_logout",
+    "revoke_cookies",
     "validate_password",
 ]

@@ -359,3 +359,23 @@ def test_a_long_cookie_key_in_secrets_toml_is_used_and_nothing_is_generated(acco
     assert at.session_state["user_id"] == accounts["coach"]
     with Session(get_engine()) as s:
         assert s.get(AppSetting, auth_keys.COOKIE_KEY_SETTING) is None
+
+
+def test_a_password_change_or_reset_voids_older_login_cookies(session, coach):
+    key = "k" * 48
+    old = auth_keys.make_token("cora", key, expiry_days=7, now=datetime.now() - timedelta(minutes=5))
+    assert auth_keys.user_for_token(session=session, token=old, key=key, expiry_days=7).id == coach.id
+    users.change_own_password(session=session, user=coach, current=PW, new="new-password-1")
+    assert auth_keys.user_for_token(session=session, token=old, key=key, expiry_days=7) is None
+    fresh = auth_keys.make_token("cora", key, expiry_days=7)
+    assert auth_keys.user_for_token(session=session, token=fresh, key=key, expiry_days=7).id == coach.id
+    boss = factories.user(session, "admin")
+    other = factories.user(session, "coach", username="olga")
+    before_reset = auth_keys.make_token("olga", key, expiry_days=7, now=datetime.now() - timedelta(minutes=1))
+    assert (
+        auth_keys.user_for_token(session=session, token=before_reset, key=key, expiry_days=7).id == other.id
+    )
+    admin.reset_password(session=session, by=boss, user_id=other.id)
+    assert auth_keys.user_for_token(session=session, token=before_reset, key=key, expiry_days=7) is None
+    newer = auth_keys.make_token("olga", key, expiry_days=7, now=datetime.now() + timedelta(seconds=5))
+    assert auth_keys.user_for_token(session=session, token=newer, key=key, expiry_days=7).id == other.id
