@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
 from db.models import ActionStep, DomainScore, Observation, Revisit, Teacher
-from tests.e2e.conftest import LONG, SHORT, Interactions, sign_in
+from tests.e2e.conftest import ARTIFACTS, LONG, SHORT, Interactions, sign_in
 
 pytestmark = pytest.mark.e2e
 STATE: dict = {}
@@ -127,6 +127,7 @@ def test_2_a_coach_logs_an_observation_with_a_revisit_and_a_new_step_in_at_most_
     expect(page.get_by_text(re.compile("Saved the observation")).first).to_be_visible(timeout=SHORT)
     shot(page, "saved")
     print(f"\n[e2e] logging an observation took {n.report()}")
+    (ARTIFACTS / "interactions.txt").write_text(n.report() + "\n")
     assert n.count <= 15, n.report()
 
     # It is in the database, whole: 4 scores, 1 revisit, 1 new step.
