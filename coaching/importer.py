@@ -8,7 +8,6 @@ header is row 1, the first data row is row 2, and blank rows keep their numbers.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -120,10 +119,11 @@ def _read_csv(data: bytes, filename: str) -> pd.DataFrame:
         text = data.decode("latin-1")
     if not text.strip():
         raise ValidationError(f"{filename} is empty.")
-    try:
-        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = ","
+    # The header line decides: headers rarely hold a delimiter, while notes often hold ';' or ','
+    # (csv.Sniffer, reading the whole sample, is misled by them).
+    header = text.lstrip("\r\n").splitlines()[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     try:
         return pd.read_csv(
             io.StringIO(text),

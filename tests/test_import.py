@@ -401,3 +401,11 @@ def test_a_school_column_tells_two_teachers_with_the_same_name_apart(session, wo
     assert plan.ok
     importer.apply_import(session=session, user=world["admin"], plan=plan)
     assert session.exec(select(Observation.school_id)).one() == lincoln.id
+
+
+def test_the_delimiter_comes_from_the_header_not_from_semicolons_in_notes():
+    data = b'Date,Teacher,Notes\n2025-09-03,Ana Lopez,"a; b; c; d"\n2025-09-04,Ben Okafor,"e; f; g"\n'
+    df = importer.read_table(data, "notes.csv")
+    assert list(df.columns) == ["Date", "Teacher", "Notes"] and df.loc[3, "Notes"] == "e; f; g"
+    tabbed = importer.read_table(b"Date\tTeacher\n2025-09-03\tAna Lopez\n", "export.txt")
+    assert tabbed.loc[2, "Teacher"] == "Ana Lopez"
