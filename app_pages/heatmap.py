@@ -59,8 +59,11 @@ def live_view() -> None:
     labels = dict(zip(keys, shown["row_label"] + " · " + shown["domain_name"], strict=True))
     at_point = dict(zip(zip(shown["row_label"], shown["domain_name"], strict=True), keys, strict=True))
     points = event.selection.points if event and event.selection else []
-    if points and (points[0].get("y"), points[0].get("x")) in at_point:
-        st.session_state["hm_cell"] = at_point[(points[0]["y"], points[0]["x"])]
+    clicked = (points[0].get("y"), points[0].get("x")) if points else None
+    if clicked != st.session_state.get("hm_clicked"):  # a new click picks the cell; the box may change it
+        st.session_state["hm_clicked"] = clicked
+        if clicked in at_point:
+            st.session_state["hm_cell"] = at_point[clicked]
     if st.session_state.get("hm_cell") not in labels:
         st.session_state["hm_cell"] = None
     cell = st.selectbox("Observations behind a cell", keys, format_func=labels.get, key="hm_cell")
@@ -80,9 +83,8 @@ def live_view() -> None:
     st.plotly_chart(trend_fig, key="hm_trend")
     ext, mime = charts.chart_format()
     d = st.columns(4)
-    d[0].download_button(
-        "Cells (CSV)", shown.to_csv(index=False), "heatmap.csv", "text/csv", on_click="ignore"
-    )
+    csv = anonymise.without_people_ids(shown, rows=rows) if meeting else shown
+    d[0].download_button("Cells (CSV)", csv.to_csv(index=False), "heatmap.csv", "text/csv", on_click="ignore")
     d[1].download_button(
         f"Heatmap ({ext.upper()})",
         lambda: charts.figure_bytes(fig),

@@ -13,6 +13,7 @@ PostgreSQL with COPY. The SQLite file and the CSV files for COPY are cached unde
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sqlite3
@@ -25,7 +26,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from benchmarks import CACHE
+from benchmarks import CACHE, ROOT
 from db.engine import build_engine
 from db.migrate import upgrade
 from db.models import Block, Domain, RubricVersion
@@ -80,8 +81,15 @@ PILOT = Scale(
 )
 
 
-def _stamp(scale: Scale) -> str:
-    return f"{scale.name}-v{GENERATOR_VERSION}"
+def _stamp(scale: Scale, schema: bool = False) -> str:
+    """Cache key: the scale and generator version, plus (for database files) the migrations."""
+    stamp = f"{scale.name}-v{GENERATOR_VERSION}"
+    if schema:
+        h = hashlib.sha256()
+        for f in sorted((ROOT / "db" / "migrations" / "versions").glob("*.py")):
+            h.update(f.read_bytes())
+        stamp += f"-{h.hexdigest()[:10]}"
+    return stamp
 
 
 def _utc_strings(ts: pd.DatetimeIndex) -> np.ndarray:
@@ -337,7 +345,7 @@ def _records(df: pd.DataFrame, chunk: int):
 
 def build_sqlite(scale: Scale = DISTRICT, path: Path | None = None) -> Path:
     """The cached SQLite file for `scale`, built (migrated, generated, bulk loaded) if missing."""
-    path = path or CACHE / f"{_stamp(scale)}.sqlite"
+    path = path or CACHE / f"{_stamp(scale, schema=True)}.sqlite"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,7 +379,6 @@ def build_sqlite(scale: Scale = DISTRICT, path: Path | None = None) -> Path:
     for _, sql in index_sql:
         con.execute(sql)
     con.execute("ANALYZE")
-    con.execute("PRAGMA journal_mode=WAL")
     con.close()
     tmp.rename(path)
     log.info("Built %s in %.1f s (%s)", path.name, time.perf_counter() - t0, counts(tables))

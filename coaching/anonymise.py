@@ -95,3 +95,8 @@ def meeting_observations(obs: pd.DataFrame, *, salt: str) -> pd.DataFrame:
     """A cell's observation list for a projector: teacher and coach anonymised, ids of people dropped."""
     out = anonymise(obs, {"teacher": ("Teacher", "teacher_id"), "observer": ("Coach", "observer_id")}, salt)
     return out.drop(columns=["teacher_id", "observer_id"])
+
+
+def without_people_ids(cells: pd.DataFrame, *, rows: str) -> pd.DataFrame:
+    """Meeting-mode cells for download: a teacher's or coach's database id is dropped with the name."""
+    return cells.drop(columns=["row_key"]) if rows in PEOPLE_ROWS else cells

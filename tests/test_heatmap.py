@@ -349,3 +349,19 @@ def test_meeting_mode_suppresses_cells_built_from_fewer_than_three_observations(
     for label, dom, sup in zip(out.row_label, out.domain_name, out.suppressed, strict=True):
         value = z[rows.index(label)][cols.index(dom)]
         assert (value != value) == bool(sup)  # NaN exactly where suppressed
+
+
+def test_meeting_mode_downloads_drop_people_ids_but_keep_other_row_keys(session, world):
+    cells = heatmap.heatmap_cells(
+        session=session, user=world["admin"], rows="teacher", filters=HeatmapFilters()
+    )
+    out = anonymise.without_people_ids(
+        anonymise.meeting_cells(cells, rows="teacher", salt="s"), rows="teacher"
+    )
+    assert "row_key" not in out.columns
+    csv = out.to_csv(index=False)
+    assert not any(t.name in csv for t in world["teachers"])
+    schools = heatmap.heatmap_cells(
+        session=session, user=world["admin"], rows="school", filters=HeatmapFilters()
+    )
+    assert "row_key" in anonymise.without_people_ids(schools, rows="school").columns
