@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
 
 from coaching import access, timeutil
@@ -59,36 +59,30 @@ def _column(rows: str):
     return getattr(DomainScore, DIMENSIONS[rows])
 
 
-def _whole_months(start: date, end: date) -> bool:
-    return start.day == 1 and end.day == calendar.monthrange(end.year, end.month)[1]
-
-
 def _window_conditions(filters: HeatmapFilters) -> list:
-    """Conditions on domain_score for the date window.
+    """Conditions on domain_score for the school-local date window (inclusive).
 
-    `month` is the school-local YYYY-MM frozen on each score, so `month BETWEEN` is always true for
-    rows inside the window; adding it lets the covering indexes (which carry month, not the
-    timestamp) narrow the scan. When the window is whole months (the default school year is) the
-    month condition alone is exact and the query never reads the table.
+    `month` is the school-local YYYY-MM frozen on each score, and the covering indexes carry it (not
+    the timestamp). Rows in months wholly inside the window are decided by `month` alone; only rows
+    in a partly covered first or last month look at `observed_at` (SQLite reads the table row only
+    when the OR needs it). The default window, a school year, is whole months: index only.
     """
-    conds = []
-    if filters.start and filters.end and filters.start > filters.end:
+    start, end = filters.start, filters.end
+    if start and end and start > end:
         raise ValidationError("The window's start is after its end.", field="start")
-    if filters.start:
-        conds.append(DomainScore.month >= filters.start.strftime("%Y-%m"))
-    if filters.end:
-        conds.append(DomainScore.month <= filters.end.strftime("%Y-%m"))
-    exact_by_month = (
-        filters.start is not None and filters.end is not None and _whole_months(filters.start, filters.end)
-    ) or (filters.start is None and filters.end is None)
-    if not exact_by_month:
-        lo, hi = timeutil.local_day_bounds(
-            filters.start or date(1900, 1, 1), filters.end or date(9998, 12, 30)
-        )
-        if filters.start:
-            conds.append(DomainScore.observed_at >= lo)
-        if filters.end:
-            conds.append(DomainScore.observed_at < hi)
+    conds = []
+    if start:
+        first = start.strftime("%Y-%m")
+        conds.append(DomainScore.month >= first)
+        if start.day != 1:
+            lo, _ = timeutil.local_day_bounds(start, start)
+            conds.append(or_(DomainScore.month > first, DomainScore.observed_at >= lo))
+    if end:
+        last = end.strftime("%Y-%m")
+        conds.append(DomainScore.month <= last)
+        if end.day != calendar.monthrange(end.year, end.month)[1]:
+            _, hi = timeutil.local_day_bounds(end, end)
+            conds.append(or_(DomainScore.month < last, DomainScore.observed_at < hi))
     return conds
 
 
