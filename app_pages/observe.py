@@ -61,7 +61,7 @@ library = {e["code"]: e for e in ctx["library"]}
 names = {d["code"]: d["name"] for d in ctx["domains"]}
 if ss.get(P + "teacher") not in teachers:
     ss.pop(P + "teacher", None)
-if P + "lib" in ss:
+if any(c not in library for c in ss.get(P + "lib") or []):  # a restored draft may name a retired step
     ss[P + "lib"] = [c for c in ss[P + "lib"] if c in library]
 if restored := ss.get("observe_restored"):
     st.info(f"Restored your unsaved draft from {restored}.", icon=":material/restore:")
