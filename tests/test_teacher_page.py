@@ -140,3 +140,58 @@ def test_the_caseload_page_lists_the_most_urgent_first_and_opens_observe(w, sqli
     assert not at.exception
     assert at.title[0].value == "Observe"
     assert at.selectbox(key="obs0_teacher").value == never.id
+
+
+def _observation_page(user_id: int, oid: int) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["user_id"] = user_id
+    at.run()
+    at.switch_page("app_pages/observation.py")
+    at.query_params["id"] = str(oid)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_observer_edits_a_score_on_the_observation_page(w, sqlite_session):
+    oid = record_observation(session=sqlite_session, draft=draft(w.teacher.id, days_ago(1)), by=w.coach).id
+    at = _observation_page(w.coach.id, oid)
+    next(s for s in at.segmented_control if s.label == "Edit: Culture & Routines").set_value("4")
+    next(b for b in at.button if b.label == "Save changes").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with Session(get_engine()) as s:
+        from db.models import DomainScore
+
+        marks = dict(
+            s.exec(
+                select(DomainScore.domain_code, DomainScore.score).where(DomainScore.observation_id == oid)
+            ).all()
+        )
+    assert marks == {"CR": 4, "SB": 3}
+
+
+def test_a_step_is_dropped_with_a_reason_on_the_observation_page(w, sqlite_session):
+    (step,) = assign(sqlite_session, w.coach, w.teacher.id, days_ago(3), "Timed partner talk")
+    with Session(get_engine()) as s:
+        oid = s.exec(select(Observation.id)).first()
+    at = _observation_page(w.coach.id, oid)
+    at.button(key=f"drop_{step.id}").click().run()
+    assert any("why" in e.value for e in at.error)  # a reason is required
+    at.text_input(key=f"reason_{step.id}").input("Moved to another class")
+    at.button(key=f"drop_{step.id}").click().run()
+    assert not at.exception
+    with Session(get_engine()) as s:
+        from db.models import ActionStep
+
+        assert s.get(ActionStep, step.id).state == "dropped"
+
+
+def test_leaders_see_the_observation_without_private_notes_or_edit_controls(w, sqlite_session):
+    oid = record_observation(
+        session=sqlite_session,
+        draft=draft(w.teacher.id, days_ago(1), notes="Student J. was upset", notes_private=True),
+        by=w.coach,
+    ).id
+    at = _observation_page(w.leader.id, oid)
+    assert "Student J." not in _text(at)
+    assert "Save changes" not in [b.label for b in at.button]
