@@ -26,7 +26,7 @@ from ui.nav import PAGES
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 ROLES = ("admin", "leader", "coach", "teacher")
-MAX_EXTRA_RUNS = 8  # selectbox options tried per page and role
+MAX_EXTRA_RUNS = 14  # selectbox options tried per page and role
 
 # Distinctive names and notes: A is in the viewers' school and caseload, B is not.
 SEEN_TEACHER = "Zephyrine Okonkwo"
@@ -60,6 +60,7 @@ class World:
     forbidden_ids: dict[str, int]
     cookie_key: str
     hashes: list[str] = field(default_factory=list)
+    seen_ids: dict[str, int] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -136,6 +137,7 @@ def world(sqlite_url) -> World:
             },
             cookie_key=key,
             hashes=hashes,
+            seen_ids={"private_observation": priv.id},
         )
 
 
@@ -176,6 +178,53 @@ def _leaf_kinds(at: AppTest) -> list[str]:
     return kinds
 
 
+_UNKNOWN = object()
+_CANDIDATES = range(0, 500)  # the ids of this small world's records
+
+
+def _domain_words() -> list[str]:
+    """String keys the domain layer names things by (e.g. heatmap row dimensions): the keys of
+    module-level dicts in the loaded coaching modules."""
+    import sys
+
+    words: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("coaching.") or module is None:
+            continue
+        for value in vars(module).values():
+            if isinstance(value, dict):
+                words.update(k for k in value if isinstance(k, str))
+    return sorted(words)
+
+
+def _cell_keys() -> list[tuple]:
+    """(row key, domain code) pairs, as a heatmap cell picker uses."""
+    from db.models import Domain
+
+    with Session(get_engine()) as s:
+        codes = sorted(set(s.exec(select(Domain.code)).all()))
+    rows = [*range(0, 60), *_domain_words()]
+    return [(r, c) for r in rows for c in codes]
+
+
+def _option_values(box) -> list:
+    """The values behind a selectbox's shown options. AppTest only sees the labels; with a
+    format_func (id -> label) it cannot select by label, so recover each id by formatting the
+    candidate ids and matching the labels."""
+    from streamlit.testing.v1.element_tree import _format_value_for_widget
+
+    fmt = box.format_func
+    found: dict[str, object] = {}
+    for candidate in [*_CANDIDATES, *box.options, *_domain_words(), *_cell_keys()]:
+        try:
+            shown = _format_value_for_widget(fmt, candidate)
+        except Exception:  # noqa: BLE001 - a format_func that does not take this candidate
+            continue
+        if shown in box.options and shown not in found:
+            found[shown] = candidate
+    return [found.get(label, _UNKNOWN) for label in box.options]
+
+
 def _leaks(texts: list[str], forbidden: tuple[str, ...], world: World) -> list[str]:
     blob = "\n".join(texts)
     found = [m for m in forbidden if m in blob]
@@ -206,22 +255,23 @@ def _explore(world: World, role: str, page: str) -> tuple[list[str], list[str]]:
     at = _signed_in(world, role)
     at.switch_page(page).run()
     check(at, "first render")
-    boxes = [(i, list(b.options)) for i, b in enumerate(at.selectbox)]
+    boxes = [(i, list(b.options), _option_values(b)) for i, b in enumerate(at.selectbox)]
     runs = 0
-    for index, options in boxes:
-        for option in options:
+    for index, options, values in boxes:
+        for option, value in zip(options, values, strict=True):
             if runs >= MAX_EXTRA_RUNS:
                 break
+            if value is _UNKNOWN:
+                unexplored.append(f"{option!r}: its value could not be recovered")
+                continue
             fresh = _signed_in(world, role)
             fresh.switch_page(page).run()
-            if index >= len(fresh.selectbox) or option not in fresh.selectbox[index].options:
+            if index >= len(fresh.selectbox) or list(fresh.selectbox[index].options) != options:
                 continue
             label = fresh.selectbox[index].label
             try:
-                fresh.selectbox[index].select(option).run()
+                fresh.selectbox[index].select(value).run()
             except ValueError as exc:
-                # AppTest cannot replay some widget states (a selectbox whose format_func maps its
-                # None value to None); that option stays unexplored rather than failing the matrix.
                 unexplored.append(f"{label!r} = {option!r}: {exc}")
                 continue
             runs += 1
@@ -289,6 +339,35 @@ def test_the_matrix_walk_finds_names_in_selectbox_options_so_it_can_fail(world):
     at.switch_page("app_pages/users.py").run()
     found = _leaks(_texts(at), FORBIDDEN["coach"], world)
     assert UNSEEN_TEACHER in found
+
+
+@pytest.mark.parametrize(("role", "shows_notes"), [("leader", False), ("coach", True), ("admin", True)])
+def test_the_private_observation_shows_its_scores_to_a_leader_and_its_notes_only_to_others(
+    world, role, shows_notes
+):
+    at = _signed_in(world, role)
+    at.switch_page("app_pages/observation.py")
+    at.query_params["id"] = str(world.seen_ids["private_observation"])
+    at.run()
+    assert not at.exception
+    blob = "\n".join(_texts(at))
+    assert SEEN_TEACHER in blob  # the observation itself is shown
+    assert (PRIVATE_NOTE_A in blob) is shows_notes
+    assert (PRIVATE_DEBRIEF_A in blob) is shows_notes
+
+
+def test_a_teacher_reads_the_private_notes_of_their_own_observation(world):
+    at = _signed_in(world, "teacher")
+    at.switch_page("app_pages/my_coaching.py").run()
+    seen = "\n".join(_texts(at))
+    for box in range(len(at.selectbox)):
+        for value in _option_values(at.selectbox[box]):
+            fresh = _signed_in(world, "teacher")
+            fresh.switch_page("app_pages/my_coaching.py").run()
+            fresh.selectbox[box].select(value).run()
+            seen += "\n".join(_texts(fresh))
+    assert PRIVATE_NOTE_A in seen
+    assert not _leaks([seen], FORBIDDEN["teacher"], world)
 
 
 def test_no_page_shows_a_password_hash_or_the_cookie_key_to_an_admin(world):
