@@ -379,3 +379,24 @@ def test_a_password_change_or_reset_voids_older_login_cookies(session, coach):
     assert auth_keys.user_for_token(session=session, token=before_reset, key=key, expiry_days=7) is None
     newer = auth_keys.make_token("olga", key, expiry_days=7, now=datetime.now() + timedelta(seconds=5))
     assert auth_keys.user_for_token(session=session, token=newer, key=key, expiry_days=7).id == other.id
+
+
+def test_parallel_failed_attempts_all_count_and_lock_the_account(session, coach):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(_):
+        with Session(get_engine(), expire_on_commit=False) as s:
+            try:
+                users.authenticate(session=s, username="cora", password="wrong-password")
+            except users.LoginRefused:
+                return True
+        return False
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(attempt, range(8)))
+    session.refresh(coach)
+    assert coach.locked
+    counted = session.exec(select(AuditLog).where(AuditLog.action == "login_failed")).all()
+    # Attempts after the lock are refused without counting; every counted one is in the database.
+    assert coach.failed_logins == len(counted) >= users.MAX_FAILED_LOGINS
+    assert len(session.exec(select(AuditLog).where(AuditLog.action == "lockout")).all()) == 1

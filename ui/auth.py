@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 import streamlit_authenticator as stauth
+from sqlmodel import select
 
 from coaching import auth_keys, setup, users
 from coaching.errors import CoachloopError, ConfigError
@@ -36,8 +37,6 @@ def _secret_cookie_key() -> str | None:
 
 
 def _credentials(session) -> dict[str, Any]:
-    from sqlmodel import select
-
     rows = session.exec(
         select(User).where(User.active == True, User.password_hash.is_not(None))  # noqa: E712
     ).all()
