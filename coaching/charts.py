@@ -55,7 +55,8 @@ def heatmap_figure(cells: pd.DataFrame, *, meeting_mode: bool) -> go.Figure:
             z[i, j] = float(mean)
         text[i][j] = _cell_text(mean, n, bool(sup))
     size = 20 if meeting_mode else 12
-    fig = go.Figure(
+    fig = go.Figure()
+    fig.add_trace(
         go.Heatmap(
             z=z,
             x=cols,
@@ -68,28 +69,51 @@ def heatmap_figure(cells: pd.DataFrame, *, meeting_mode: bool) -> go.Figure:
             zmax=ZMAX,
             zmid=ZMID,
             hoverongaps=False,
-            hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
             colorbar={"title": {"text": "Mean score"}, "tickvals": [1, 2, 3, 4]},
             xgap=2,
             ygap=2,
         )
     )
+    # Heatmap traces cannot be selected in plotly.js; an invisible marker on each cell makes a click
+    # select it (the page reads the selection; a selectbox does the same for keyboards).
+    at_x = [c for _ in rows for c in cols]
+    at_y = [r for r in rows for _ in cols]
+    fig.add_trace(
+        go.Scatter(
+            x=at_x,
+            y=at_y,
+            mode="markers",
+            marker={"size": 28, "opacity": 0, "color": "#000"},
+            text=[t for row in text for t in row],
+            hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
+            showlegend=False,
+            name="cells",
+        )
+    )
+    fig.data[0].hoverinfo = "skip"
     fig.update_layout(
         font={"size": size},
+        clickmode="event+select",
         height=max(320, 120 + (56 if meeting_mode else 36) * len(rows)),
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"side": "top"},
-        yaxis={"autorange": "reversed", "type": "category"},
+        xaxis={"side": "top", "tickfont": {"size": size}},
+        yaxis={"autorange": "reversed", "type": "category", "tickfont": {"size": size}},
     )
     return fig
+
+
+# Okabe-Ito: eight colours that stay distinct with colour-vision deficiencies (one per domain).
+LINE_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 
 
 def trend_figure(trend: pd.DataFrame, *, meeting_mode: bool = False) -> go.Figure:
     """Each domain's monthly mean as a line, with the Proficient line at 3."""
     fig = go.Figure()
-    for name, part in trend.groupby("domain_name", sort=False):
+    for i, (name, part) in enumerate(trend.groupby("domain_name", sort=False)):
         fig.add_trace(
             go.Scatter(
+                line={"color": LINE_COLOURS[i % len(LINE_COLOURS)]},
+                marker={"symbol": i % 8},
                 x=part["month"],
                 y=part["mean"],
                 mode="lines+markers",
@@ -101,8 +125,8 @@ def trend_figure(trend: pd.DataFrame, *, meeting_mode: bool = False) -> go.Figur
     fig.add_hline(y=3, line_dash="dot", line_color="#555")
     fig.update_layout(
         font={"size": 18 if meeting_mode else 12},
-        yaxis={"range": [1, 4], "title": "Mean score"},
-        xaxis={"title": "Month", "type": "category"},
+        yaxis={"range": [1, 4], "title": "Mean score", "tickfont": {"size": 18 if meeting_mode else 12}},
+        xaxis={"title": "Month", "type": "category", "tickfont": {"size": 18 if meeting_mode else 12}},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
     return fig
