@@ -16,7 +16,7 @@ from sqlmodel import Session, col, delete, select
 from coaching import access, audit
 from coaching.errors import NotFound, PermissionDenied, StepCapReached, ValidationError
 from coaching.settings import get_settings
-from coaching.steps import aware, library_for, replay_step
+from coaching.steps import aware, library_for, open_and_mastered_steps, replay_step
 from coaching.timeutil import as_utc, local_date, month_key, school_tz
 from db.models import (
     RATINGS,
@@ -682,8 +682,6 @@ def observe_context(
     _, domains = _current_rubric(session)
     steps: list[dict] = []
     if teacher_id is not None and any(t.id == teacher_id for t in teachers):
-        from coaching.steps import open_and_mastered_steps
-
         steps = open_and_mastered_steps(session=session, user=user, teacher_id=teacher_id)
     order = domain_priority(scores or {}, list(domains))
     library = library_for(session=session, domain_codes_order=order)
