@@ -678,6 +678,7 @@ def observe_context(
     _require_observer(user)
     teachers = access.visible_teachers(session, user)
     teachers.sort(key=lambda t: (t.coach_id != user.id, t.name))
+    mine = user.role == "coach"  # only a coach has a caseload to put first
     blocks = session.exec(select(Block).where(Block.active == True).order_by(Block.position)).all()  # noqa: E712
     _, domains = _current_rubric(session)
     steps: list[dict] = []
@@ -687,7 +688,10 @@ def observe_context(
     library = library_for(session=session, domain_codes_order=order)
     return {
         "teachers": [
-            {"id": t.id, "label": t.name + ("" if t.coach_id == user.id else " (not in your caseload)")}
+            {
+                "id": t.id,
+                "label": t.name + (" (not in your caseload)" if mine and t.coach_id != user.id else ""),
+            }
             for t in teachers
         ],
         "blocks": [{"code": b.code, "name": b.name} for b in blocks],
