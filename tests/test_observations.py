@@ -409,3 +409,16 @@ def test_a_draft_is_kept_per_coach_and_cleared(session, w):
     obs_mod.clear_draft(session=session, by=w.coach)
     assert obs_mod.load_draft(session=session, by=w.coach) is None
     assert obs_mod.load_draft(session=session, by=w.admin)["notes"] == "admin's"
+
+
+def test_the_form_context_lists_the_caseload_first_and_the_library_by_need(session, w):
+    record_observation(session=session, draft=draft(w.other_teacher.id, days_ago(5)), by=w.admin)
+    # Oscar is another coach's teacher, observed by the admin only: the coach does not see him.
+    from coaching.observations import observe_context
+
+    record_observation(session=session, draft=draft(w.teacher.id, days_ago(4)), by=w.coach)
+    ctx = observe_context(session=session, user=w.coach, teacher_id=w.teacher.id, scores={"EN": 1, "CR": 3})
+    assert [t["label"] for t in ctx["teachers"]] == ["Tess Teacher"]
+    assert [e["domain_code"] for e in ctx["library"]][0] == "EN"
+    admin_ctx = observe_context(session=session, user=w.admin, scores={})
+    assert [t["label"] for t in admin_ctx["teachers"]] == ["Oscar Elsewhere", "Tess Teacher"]
