@@ -59,7 +59,11 @@ with tab_import:
                     st.error(
                         f"{len(plan.problems)} problems: fix these rows in the file and upload it again."
                     )
-                elif st.button(f"Import {s['create']} rows", type="primary", disabled=not s["create"]):
+                elif st.button(
+                    f"Import {s['create']} row{'s' if s['create'] != 1 else ''}",
+                    type="primary",
+                    disabled=not s["create"],
+                ):
                     result = importer.apply_import(session=session, user=user, plan=plan)
                     st.success(importer.describe_result(result))
                 elif not s["create"]:

@@ -96,7 +96,7 @@ def test_the_page_mapping_lets_an_unknown_column_be_read_as_a_domain(page):
     assert at.error  # 'Routines score' is not understood, and 'When' is
     at.selectbox(key="map_observations_Routines score").set_value("CR").run()
     assert not at.exception and not at.error
-    at = next(b for b in at.button if b.label == "Import 1 rows").click().run()
+    at = next(b for b in at.button if b.label == "Import 1 row").click().run()
     with Session(get_engine()) as s:
         assert s.exec(select(DomainScore.domain_code, DomainScore.score)).all() == [("CR", 3)]
 
