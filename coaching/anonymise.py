@@ -88,6 +88,8 @@ def meeting_cells(cells: pd.DataFrame, *, rows: str, salt: str) -> pd.DataFrame:
     out = cells
     if rows in PEOPLE_ROWS:
         out = anonymise(out, {"row_label": (PEOPLE_ROWS[rows], "row_key")}, salt)
+        # Rows were ordered by real name; an order by anonymous label gives nothing away.
+        out = out.sort_values("row_label", kind="stable").reset_index(drop=True)
     return suppress_small_cells(out)
 
 

@@ -96,8 +96,9 @@ def heatmap_figure(cells: pd.DataFrame, *, meeting_mode: bool) -> go.Figure:
         clickmode="event+select",
         height=max(320, 120 + (56 if meeting_mode else 36) * len(rows)),
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"side": "top", "tickfont": {"size": size}},
-        yaxis={"autorange": "reversed", "type": "category", "tickfont": {"size": size}},
+        # Fixed ranges: autorange would pad for the overlay markers and leave a blank band.
+        xaxis={"side": "top", "tickfont": {"size": size}, "range": [-0.5, len(cols) - 0.5]},
+        yaxis={"type": "category", "tickfont": {"size": size}, "range": [len(rows) - 0.5, -0.5]},
     )
     return fig
 

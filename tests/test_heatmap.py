@@ -324,6 +324,8 @@ def test_meeting_mode_labels_are_stable_distinct_and_free_of_names(session, worl
     assert all(label.startswith("Teacher ") for label in first.values())
     names = {t.name for t in world["teachers"]}
     assert not names & set(once.row_label)
+    # Ordered by the anonymous label, not by the real name behind it.
+    assert list(dict.fromkeys(once.row_label)) == sorted(set(once.row_label))
     assert first != dict(
         zip(
             anonymise.meeting_cells(cells, rows="teacher", salt="other").row_key,
