@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from datetime import date, datetime
 
@@ -371,3 +372,33 @@ def test_meeting_mode_downloads_drop_people_ids_but_keep_other_row_keys(session,
         session=session, user=world["admin"], rows="school", filters=HeatmapFilters()
     )
     assert "row_key" in anonymise.without_people_ids(schools, rows="school").columns
+
+
+def test_a_chart_download_is_png_or_html_with_plotly_embedded_never_a_cdn_link():
+    import pandas as pd
+
+    from coaching.charts import chart_format, figure_bytes, heatmap_figure
+
+    cells = pd.DataFrame(
+        [
+            {
+                "row_key": 1,
+                "row_label": "A",
+                "domain_code": "CR",
+                "domain_name": "Culture",
+                "mean": 2.5,
+                "n_obs": 4,
+                "n_scores": 4,
+            }
+        ]
+    )
+    data = figure_bytes(heatmap_figure(cells, meeting_mode=False))
+    ext, mime = chart_format()
+    if ext == "png":
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and mime == "image/png"
+    else:
+        html = data.decode("utf-8")
+        assert mime == "text/html"
+        # plotly.js mentions its CDN internally (map data); what matters is no script loaded from one.
+        assert not re.search(r"<script[^>]*\bsrc=", html)
+        assert len(html) > 1_000_000  # plotly.js itself is inside
