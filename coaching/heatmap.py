@@ -9,6 +9,7 @@ tables (schools, teachers, blocks, users).
 from __future__ import annotations
 
 import calendar
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -143,7 +144,10 @@ def _labels(session: Session, rows: str, keys: list) -> dict:
         "coach": (User, User.display_name),
     }[rows]
     found = dict(session.exec(select(model.id, label).where(model.id.in_(keys))).all())
-    return {k: found.get(k, f"#{k}") for k in keys}
+    labels = {k: found.get(k, f"#{k}") for k in keys}
+    # Two teachers with one name must stay two rows: the chart keys its rows by label.
+    counts = Counter(labels.values())
+    return {k: (f"{v} (#{k})" if counts[v] > 1 else v) for k, v in labels.items()}
 
 
 def _row_order(session: Session, rows: str, labels: dict) -> dict:

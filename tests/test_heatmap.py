@@ -402,3 +402,14 @@ def test_a_chart_download_is_png_or_html_with_plotly_embedded_never_a_cdn_link()
         # plotly.js mentions its CDN internally (map data); what matters is no script loaded from one.
         assert not re.search(r"<script[^>]*\bsrc=", html)
         assert len(html) > 1_000_000  # plotly.js itself is inside
+
+
+def test_two_teachers_with_the_same_name_stay_two_rows(session, world):
+    twin = factories.teacher(session, world["a"], name="Tess Alpha", grade_band="K-2")
+    factories.observation(session, twin, world["coach_a"], datetime(2025, 9, 9, 9), {"CR": 4})
+    cells = heatmap.heatmap_cells(
+        session=session, user=world["admin"], rows="teacher", filters=HeatmapFilters()
+    )
+    labels = dict(zip(cells.row_key, cells.row_label, strict=False))
+    assert len(set(labels.values())) == len(labels)
+    assert labels[twin.id] == f"Tess Alpha (#{twin.id})"
