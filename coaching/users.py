@@ -62,6 +62,8 @@ def validate_password(password: str) -> None:
     """Raise ValidationError for an empty or too-short password."""
     if not password or not password.strip():
         raise ValidationError("The password is empty.", field="password")
+    if "\x00" in password:
+        raise ValidationError("The password contains an invisible NUL character.", field="password")
     if password != password.strip():
         # The login widget strips what is typed, so such a password could never be entered.
         raise ValidationError("The password cannot start or end with a space.", field="password")
@@ -90,6 +92,9 @@ def create_user(
     username = normalise_username(username)
     if not username:
         raise ValidationError("The username is empty.", field="username")
+    for name, value in (("username", username), ("display_name", display_name), ("email", email)):
+        if any(ord(ch) < 32 for ch in value or ""):
+            raise ValidationError(f"The {name.replace('_', ' ')} contains a control character.", field=name)
     if role not in ROLES:
         raise ValidationError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.", field="role")
     if not (display_name or "").strip():

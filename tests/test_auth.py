@@ -400,3 +400,19 @@ def test_parallel_failed_attempts_all_count_and_lock_the_account(session, coach)
     # Attempts after the lock are refused without counting; every counted one is in the database.
     assert coach.failed_logins == len(counted) >= users.MAX_FAILED_LOGINS
     assert len(session.exec(select(AuditLog).where(AuditLog.action == "lockout")).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("username", "a\x00b"),
+        ("display_name", "Name\x00"),
+        ("password", "long-enough\x00pw"),
+        ("username", "tab\tname"),
+    ],
+)
+def test_control_characters_are_refused_in_new_accounts(session, field, value):
+    args = {"username": "newone", "display_name": "New One", "password": "long-enough-pw"} | {field: value}
+    with pytest.raises(ValidationError):
+        users.create_user(session=session, role="coach", **args)
+    assert users.find_user(session, "newone") is None

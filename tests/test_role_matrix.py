@@ -44,7 +44,11 @@ BRIEF_B = "BRIEFTEXT-BRAVO-7702"
 NOTE_C = "NOTE-CHARLIE-3390"
 HASH_PREFIXES = ("$2b$", "$2a$", "$2y$")
 
-B_MARKERS = (UNSEEN_TEACHER, NOTE_B, PRIVATE_NOTE_B, STEP_B, GOAL_B, BRIEF_B)
+OTHER_SCHOOL = "Southfield Elementary"
+OTHER_COACH = "Cole Coach"
+# Everything of school B: its teacher and records, and also its name and its coach (the non-admin
+# viewers all belong to school A).
+B_MARKERS = (UNSEEN_TEACHER, NOTE_B, PRIVATE_NOTE_B, STEP_B, GOAL_B, BRIEF_B, OTHER_SCHOOL, OTHER_COACH)
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "admin": (),
     "leader": (*B_MARKERS, PRIVATE_NOTE_A, PRIVATE_DEBRIEF_A),
@@ -68,11 +72,11 @@ def world(sqlite_url) -> World:
     with Session(get_engine(), expire_on_commit=False) as s:
         factories.rubric(s)
         a = factories.school(s, "Northgate Elementary")
-        b = factories.school(s, "Southfield Elementary")
+        b = factories.school(s, OTHER_SCHOOL)
         boss = factories.user(s, "admin", username="boss", name="Ada Admin")
         leader = factories.user(s, "leader", username="lena", name="Lena Leader", schools=[a])
         coach_a = factories.user(s, "coach", username="cora", name="Cora Coach", schools=[a])
-        coach_b = factories.user(s, "coach", username="cole", name="Cole Coach", schools=[b])
+        coach_b = factories.user(s, "coach", username="cole", name=OTHER_COACH, schools=[b])
         login_a = factories.user(s, "teacher", username="zephyrine", name=SEEN_TEACHER)
         login_b = factories.user(s, "teacher", username="barnaby", name=UNSEEN_TEACHER)
         ta = factories.teacher(s, a, coach=coach_a, name=SEEN_TEACHER, login=login_a)
