@@ -28,6 +28,12 @@ def set_goal(
         raise PermissionDenied("Only a coach or an admin can set a coaching goal.")
     access.get_teacher(session, by, teacher_id)
     text = (text or "").strip()
+    if "\x00" in text or "\x00" in (domain_code or ""):
+        raise ValidationError(
+            "The goal contains a NUL character, which cannot be stored; remove it.", field="text"
+        )
+    if len(domain_code or "") > 16:
+        raise ValidationError("Unknown domain for the goal.", field="domain_code")
     if not text:
         raise ValidationError("Write the goal (one sentence is enough).", field="text")
     today = local_date(utcnow())

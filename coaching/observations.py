@@ -16,7 +16,7 @@ from sqlmodel import Session, col, delete, select
 from coaching import access, audit
 from coaching.errors import NotFound, PermissionDenied, StepCapReached, ValidationError
 from coaching.settings import get_settings
-from coaching.steps import aware, library_for, open_and_mastered_steps, replay_step
+from coaching.steps import aware, check_text, library_for, open_and_mastered_steps, replay_step
 from coaching.timeutil import as_utc, local_date, month_key, school_tz
 from db.models import (
     RATINGS,
@@ -104,6 +104,15 @@ def _check(
     session: Session, draft: ObservationDraft, by: User, editing: Observation | None = None
 ) -> _Checked:
     """Validate the draft at the boundary; raise ValidationError saying what to fix."""
+    check_text(  # first: PostgreSQL refuses NUL even in a lookup
+        draft.notes,
+        draft.block_code,
+        *draft.evidence.values(),
+        *draft.revisit_notes.values(),
+        *(n.custom_text for n in draft.new_steps),
+        *(n.domain_code for n in draft.new_steps),
+        *(n.library_code for n in draft.new_steps),
+    )
     teacher = access.get_teacher(session, by, draft.teacher_id)
     block = session.exec(select(Block).where(Block.code == (draft.block_code or ""))).first()
     if block is None:
@@ -177,6 +186,11 @@ def _check(
                 "A new step needs a library step or the text of a custom step.", field="new_steps"
             )
 
+    for new in draft.new_steps:
+        if new.domain_code and new.domain_code not in domains:
+            raise ValidationError(
+                f"{new.domain_code!r} is not a domain of the current rubric.", field="new_steps"
+            )
     scored = any(s is not None for s in draft.scores.values())
     if not scored and not (draft.notes or "").strip():
         raise ValidationError("Score at least one domain or write a note before saving.", field="scores")
@@ -326,6 +340,8 @@ def record_observation(*, session: Session, draft: ObservationDraft, by: User) -
     transaction; idempotent on `draft.client_token`. Raises ValidationError / StepCapReached."""
     _require_observer(by)
     token = (draft.client_token or "").strip() or None
+    if token is not None and (len(token) > 80 or "\x00" in token):
+        raise ValidationError("The form token is invalid; reload the page.", field="client_token")
     try:
         existing = _by_token(session, token)
         if existing is not None:
@@ -481,6 +497,7 @@ def log_debrief(
     """Record that the debrief of an observation happened (time and short notes); audited."""
     _require_observer(by)
     obs = access.get_observation(session, by, observation_id)
+    check_text(notes, field="notes")
     when = as_utc(debriefed_at)
     if when < aware(obs.observed_at):
         raise ValidationError("The debrief cannot be before the observation.", field="debriefed_at")
@@ -506,6 +523,7 @@ def log_debrief(
 def acknowledge(*, session: Session, observation_id: int, reflection: str = "", by: User) -> Observation:
     """The observed teacher acknowledges their observation, with an optional reflection; audited."""
     access.require_role(by, "teacher")
+    check_text(reflection, field="reflection")
     obs = access.get_observation(session, by, observation_id)  # a teacher sees only their own
     old = {"acknowledged_at": aware(obs.acknowledged_at), "reflection": obs.reflection}
     obs.acknowledged_at = utcnow()

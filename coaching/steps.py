@@ -19,6 +19,7 @@ __all__ = [
     "MANUAL_MASTERY_CAUSE",
     "active_goal",
     "aware",
+    "check_text",
     "close_goal",
     "drop_step",
     "library_for",
@@ -39,6 +40,14 @@ def aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def check_text(*values: str | None, field: str | None = None) -> None:
+    """Refuse text PostgreSQL cannot store (a NUL character); a browser never sends one."""
+    if any(v and "\x00" in v for v in values):
+        raise ValidationError(
+            "The text contains a NUL character, which cannot be stored; remove it.", field=field
+        )
 
 
 def replay_step(session: Session, step: ActionStep) -> ActionStep:
@@ -186,6 +195,7 @@ def drop_step(*, session: Session, step_id: int, reason: str, by: User) -> Actio
     """Drop an open or mastered step with a reason (terminal); audited."""
     _require_coach(by)
     reason = (reason or "").strip()
+    check_text(reason, field="reason")
     if not reason:
         raise ValidationError("Say why the step is dropped (a short reason).", field="reason")
     step = _visible_step(session, by, step_id)

@@ -128,6 +128,9 @@ def test_two_threads_with_the_same_token_save_once(database_url, session, w):
         ({"scores": {}, "notes": "  "}, "Score at least one domain"),
         ({"new_steps": [NewStep()]}, "library step or the text"),
         ({"new_steps": [NewStep(library_code="NOPE-9")]}, "does not exist"),
+        ({"new_steps": [NewStep(custom_text="x", domain_code="ZZ")]}, "not a domain"),
+        ({"notes": "pasted\x00text"}, "NUL character"),
+        ({"block_code": "\x00"}, "NUL character"),
     ],
 )
 def test_invalid_input_is_refused_with_a_clear_message_and_writes_nothing(session, w, change, message):
