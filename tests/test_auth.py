@@ -177,12 +177,12 @@ def test_the_first_admin_is_created_with_the_setup_code_on_an_empty_install(sqli
         code = setup.ensure_setup_code(session=s)
     assert any("create-user --role admin" in i.value for i in at.info)
     fields = {t.label: t for t in at.text_input}
-    assert "Username" not in fields  # no login form before any user exists
+    assert "Setup code" in fields and not [b for b in at.button if b.label == "Login"]
     fields["Setup code"].input("wrong-code")
-    fields["Admin username"].input("root")
+    fields["Username"].input("root")
     fields["Display name"].input("Root Admin")
-    fields["New password"].input("a-long-password")
-    fields["Repeat new password"].input("a-long-password")
+    fields["Password"].input("a-long-password")
+    fields["Repeat password"].input("a-long-password")
     next(b for b in at.button if b.label == "Create admin").click().run()
     assert any("setup code is not right" in e for e in _errors(at))
     fields = {t.label: t for t in at.text_input}

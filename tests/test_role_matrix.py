@@ -494,3 +494,22 @@ def test_a_locked_or_deactivated_account_sees_nothing_even_with_a_stale_user_obj
         assert not access.can_read_notes(user, oa)
         with pytest.raises(PermissionDenied):
             access.require_role(user, role)
+
+
+def test_the_admin_export_zip_carries_no_hash_by_default_and_never_the_cookie_key(world):
+    import io
+    import zipfile
+
+    archive = pytest.importorskip("coaching.archive")
+    with Session(get_engine()) as s:
+        boss = s.get(User, world.users["admin"])
+        plain = archive.export_zip(session=s, user=boss)
+        with_creds = archive.export_zip(session=s, user=boss, with_credentials=True)
+
+    def text(data: bytes) -> str:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
+
+    assert SEEN_TEACHER in text(plain)
+    assert not any(p in text(plain) for p in HASH_PREFIXES)
+    assert world.cookie_key not in text(plain) and world.cookie_key not in text(with_creds)

@@ -126,11 +126,12 @@ def _render_setup() -> None:
         "\n\nor here, with the one-time setup code printed in the server log at start-up."
     )
     with st.form("first_admin"):
-        code = st.text_input("Setup code")
-        username = st.text_input("Admin username")
+        st.subheader("Create the first admin")
+        username = st.text_input("Username")
+        password = st.text_input("Password", type="password")
+        repeat = st.text_input("Repeat password", type="password")
         display_name = st.text_input("Display name")
-        password = st.text_input("New password", type="password")
-        repeat = st.text_input("Repeat new password", type="password")
+        code = st.text_input("Setup code", help="Printed in the server log when the app started.")
         submitted = st.form_submit_button("Create admin")
     if not submitted:
         return
