@@ -164,7 +164,9 @@ def check(text: str, facts: Any) -> list[Finding]:
             if ok is None:
                 continue
             if not ok:
-                findings.append(Finding("date", m.group().strip(), _sentence_at(sentences, m.start())))
+                findings.append(
+                    Finding("date", m.group().strip().rstrip("."), _sentence_at(sentences, m.start()))
+                )
             mask(m.start(), m.end())
     for m in _NUMBER.finditer("".join(masked)):
         whole, frac, pct = m.group(1), m.group(2) or "", m.group(3)

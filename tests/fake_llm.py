@@ -23,7 +23,8 @@ INVENTED_SENTENCE = f"The mean rose to {INVENTED_NUMBER} on the last visit."
 def reply_for(mode: str, body: dict) -> str:
     """The reply text: pseudonyms and one date taken from the request so that it is grounded."""
     user = body["messages"][-1]["content"]
-    names = sorted(set(re.findall(r"(?:Teacher T|Coach C|School S|Observer O)\d+", user)))
+    found = set(re.findall(r"(?:Teacher T|Coach C|School S|Observer O)\d+", user))
+    names = sorted(found, key=lambda n: (not n.startswith("Teacher"), n))
     day = (re.findall(r"\d{4}-\d{2}-\d{2}", user) or ["2025-09-03"])[-1]
     text = f"## Where things stand\n{' and '.join(names[:2]) or 'The teacher'} met on {day}.\n"
     if mode == "invent":
@@ -59,9 +60,13 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "slow":
             time.sleep(self.server.slow_s)
         if mode == "429":
-            return self._json(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after-ms": "10"})
+            return self._json(
+                429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after-ms": "10"}
+            )
         if mode == "500":
-            return self._json(500, {"error": {"message": "boom", "type": "server_error"}}, {"retry-after-ms": "10"})
+            return self._json(
+                500, {"error": {"message": "boom", "type": "server_error"}}, {"retry-after-ms": "10"}
+            )
         if mode == "reject_stream_options" and "stream_options" in body:
             return self._json(400, {"error": {"message": "Unrecognized request argument: stream_options"}})
         text = reply_for(mode, body)
@@ -100,7 +105,9 @@ class FakeLLM(ThreadingHTTPServer):
         self.mode = "normal"
         self.slow_s = 3.0
         self.requests: list[dict] = []
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
