@@ -134,7 +134,7 @@ def scrub_notes(text: str) -> str:
         start, end = m.span()
         word = m.group()
         if any(a <= start < b for a, b in keep):
-            prev = word.lower()
+            prev = ""  # a placeholder or pseudonym is not a cue ("[student]" is not "student")
             continue
         if _is_name(word, prev):
             suffix = _POSSESSIVE_RE.search(word)

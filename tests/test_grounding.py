@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coaching.grounding import check
+from coaching.privacy import scrub_notes
 
 FACTS = {
     "latest": {"date": "2025-09-03", "score": 2.5, "hours_since": 49.6, "observation_id": 812},
@@ -61,3 +64,44 @@ def test_the_finding_names_only_the_offending_sentence():
 
 def test_a_number_inside_a_word_is_not_a_figure():
     assert check("Teacher T1 met Coach C1 about CR2 and 3rd-grade text.", {"n": 3}) == []
+
+
+_PIECES = st.sampled_from(
+    [
+        "2.5",
+        "62%",
+        "Sep 3",
+        "13/45/2025",
+        "2025-02-30",
+        "31 February",
+        "1,234.5",
+        "Sept. 3rd",
+        "\n1. ",
+        "0",
+        "00",
+        "3-5",
+        "May 3",
+        "T1",
+        " ",
+        ".",
+        "\n",
+        "September 31, 2025",
+        "12/31",
+        "99999999999999999999",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=25))
+def test_the_check_never_raises_on_any_text(parts):
+    text = "".join(parts)
+    for f in check(text, FACTS):
+        assert f.kind in ("number", "date") and f.value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_scrubbing_never_raises_and_is_idempotent(text):
+    once = scrub_notes(text)
+    assert scrub_notes(once) == once
