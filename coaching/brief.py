@@ -861,7 +861,7 @@ class BriefJob:
             findings = grounding.check(text, self.facts)
             row = Brief(
                 source="llm",
-                model=stream.model or self.model,
+                model=(stream.model or self.model)[:120],
                 text=text,
                 offline_reason="",
                 prompt_tokens=stream.prompt_tokens,
@@ -895,7 +895,6 @@ class BriefJob:
                 prompt_hash=llm.prompt_hash(self.prompt_text) if sent else "",
             )
         row.facts_json = json.dumps(self.facts, sort_keys=True, default=str, ensure_ascii=False)
-        row.created_at = utcnow()
         self.session.add(row)
         self.session.flush()
         audit.record(

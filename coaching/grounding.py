@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 MONTHS = {
@@ -141,8 +141,13 @@ def _matches(number: Decimal, places: int, percent: bool, known: _Known) -> bool
     quant = Decimal(1).scaleb(-places)
     for fact in known.numbers:
         for value in (abs(fact), abs(fact) * 100) if percent else (abs(fact),):
-            if value == number or value.quantize(quant, rounding=ROUND_HALF_UP) == number:
+            if value == number:
                 return True
+            try:
+                if value.quantize(quant, rounding=ROUND_HALF_UP) == number:
+                    return True
+            except InvalidOperation:  # more digits than Decimal's precision: only equality counts
+                continue
     return False
 
 
