@@ -133,12 +133,13 @@ class DomainScore(SQLModel, table=True):
     __tablename__ = "domain_score"
     __table_args__ = (
         UniqueConstraint("observation_id", "domain_code"),
-        Index("ix_score_school_domain", "school_id", "domain_code", "score"),
-        Index("ix_score_block_domain", "block_id", "domain_code", "score"),
+        Index("ix_score_school_domain", "school_id", "domain_code", "month", "score"),
+        Index("ix_score_block_domain", "block_id", "domain_code", "month", "score"),
         Index("ix_score_month_domain", "month", "domain_code", "score"),
-        Index("ix_score_teacher_domain", "teacher_id", "domain_code", "score"),
-        Index("ix_score_observer_domain", "observer_id", "domain_code", "score"),
-        Index("ix_score_grade_domain", "grade_band", "domain_code", "score"),
+        Index("ix_score_teacher_domain", "teacher_id", "domain_code", "month", "score"),
+        Index("ix_score_observer_domain", "observer_id", "domain_code", "month", "score"),
+        Index("ix_score_grade_domain", "grade_band", "domain_code", "month", "score"),
+        Index("ix_score_school_teacher_domain", "school_id", "teacher_id", "domain_code", "month", "score"),
         Index("ix_score_time", "observed_at"),
     )
 
