@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from coaching.errors import ValidationError
+from coaching.users import acting_user
 
 
 def register(subparsers) -> None:
@@ -30,23 +30,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _acting_user(session, username: str | None):
-    from sqlmodel import select
-
-    from db.models import User
-
-    stmt = select(User).where(User.active == True)  # noqa: E712
-    stmt = stmt.where(User.username == username) if username else stmt.where(User.role == "admin")
-    user = session.exec(stmt.order_by(User.id)).first()
-    if user is None:
-        raise ValidationError(
-            f"No active user {username!r}."
-            if username
-            else "No admin account exists; create one with create-user."
-        )
-    return user
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the brief; grounding warnings go to stderr. Exit code 0 (LLM failures are not errors)."""
     from coaching.brief import brief_markdown, generate_brief
@@ -56,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     client = None if args.offline else make_client(get_settings())
     with get_session() as session:
-        user = _acting_user(session, args.as_user)
+        user = acting_user(session, args.as_user)
         result = generate_brief(
             session=session,
             user=user,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from coaching.errors import ValidationError
+from coaching.users import acting_user
 
 EXIT_PROBLEMS = 1
 
@@ -41,23 +42,6 @@ def register(subparsers) -> None:
         "--as", dest="as_user", metavar="USERNAME", help="admin account to record (default: first admin)"
     )
     p.set_defaults(func=run)
-
-
-def _admin(session, username: str | None):
-    from sqlmodel import select
-
-    from db.models import User
-
-    stmt = select(User).where(User.active == True)  # noqa: E712
-    stmt = stmt.where(User.username == username) if username else stmt.where(User.role == "admin")
-    user = session.exec(stmt.order_by(User.id)).first()
-    if user is None:
-        raise ValidationError(
-            f"No active user {username!r}."
-            if username
-            else "No admin account exists; create one with create-user."
-        )
-    return user
 
 
 def print_plan(plan) -> None:
@@ -90,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = importer.parse_overrides(args.map)
     upgrade()
     with get_session() as session:
-        user = _admin(session, args.as_user)
+        user = acting_user(session, args.as_user)
         plan = importer.plan_file(
             session=session, user=user, source=path, filename=path.name, kind=args.kind, overrides=overrides
         )

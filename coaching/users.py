@@ -278,3 +278,17 @@ __all__ = [
     "revoke_cookies",
     "validate_password",
 ]
+
+
+def acting_user(session: Session, username: str | None) -> User:
+    """The active user a CLI command acts as: `username`, or the first active admin."""
+    stmt = select(User).where(User.active == True)  # noqa: E712
+    stmt = stmt.where(User.username == username) if username else stmt.where(User.role == "admin")
+    user = session.exec(stmt.order_by(User.id)).first()
+    if user is None:
+        raise ValidationError(
+            f"No active user {username!r}."
+            if username
+            else "No admin account exists; create one with create-user."
+        )
+    return user
