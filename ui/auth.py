@@ -9,10 +9,15 @@ stops working at once.
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta
 from typing import Any
 
 import streamlit as st
 import streamlit_authenticator as stauth
+
+# The component streamlit-authenticator writes its cookie with (pinned in requirements.txt); used
+# directly because we need its answer, "the cookie is set", which CookieManager.set() drops.
+from extra_streamlit_components.CookieManager import _component_func as _cookie_component
 from sqlmodel import select
 
 from coaching import auth_keys, setup, users
@@ -24,6 +29,9 @@ from ui.guard import SESSION_USER_KEY, current_user
 
 SIGNED_OUT_KEY = "_coachloop_signed_out"  # the old cookie is still in this session's headers
 WRITE_COOKIE_KEY = "_coachloop_write_cookie"
+PENDING_COOKIE_KEY = "_coachloop_cookie_pending"  # the token being written, the same on each run
+COOKIE_WRITER_KEY = "coachloop_cookie_writer"
+COOKIE_DELETER_KEY = "coachloop_cookie_deleter"
 DELETE_COOKIE_KEY = "_coachloop_delete_cookie"
 NOTICE_KEY = "_coachloop_login_notice"
 _LIBRARY_KEYS = ("name", "username", "authentication_status", "email", "roles")
@@ -103,19 +111,44 @@ def restore_session() -> None:
 
 
 def finish_login() -> None:
-    """On the run after a successful sign-in, write the auth cookie (the library writes it through a
-    component that must stay on the page, so this runs on a page that is not torn down)."""
-    if not st.session_state.pop(WRITE_COOKIE_KEY, False):
+    """After a sign-in, write the auth cookie, and keep the writer on the page until the browser
+    confirms it. The cookie is set by a component's JavaScript; drawn once only, it can be torn down
+    by the next rerun (the library's own cookie reader triggers one) before its script has run, and
+    the user is then signed out by a reload. So it stays drawn, with the same token, until it says
+    it set the cookie."""
+    if not st.session_state.get(WRITE_COOKIE_KEY):
         return
-    if not st.session_state.get("username"):
+    username = st.session_state.get("username")
+    if not username:
+        st.session_state.pop(WRITE_COOKIE_KEY, None)
         return
-    try:
-        with get_session() as session:
-            authenticator = _authenticator(session, with_credentials=False)
-    except ConfigError as exc:
-        _stop_on_config_error(exc)
+    settings = get_settings()
+    if settings.cookie_expiry_days <= 0:  # sessions end with the browser tab: no cookie
+        st.session_state.pop(WRITE_COOKIE_KEY, None)
         return
-    authenticator.cookie_controller.set_cookie()
+    pending = st.session_state.get(PENDING_COOKIE_KEY)
+    if not pending or pending.get("username") != username:
+        try:
+            with get_session() as session:
+                key = auth_keys.cookie_key(session=session, secret_value=_secret_cookie_key())
+        except ConfigError as exc:
+            _stop_on_config_error(exc)
+            return
+        expires = datetime.now() + timedelta(days=settings.cookie_expiry_days)
+        token = auth_keys.make_token(username, key, expiry_days=settings.cookie_expiry_days)
+        pending = {"username": username, "token": token, "expires": expires.isoformat()}
+        st.session_state[PENDING_COOKIE_KEY] = pending
+    written = _cookie_component(
+        method="set",
+        cookie=settings.cookie_name,
+        value=pending["token"],
+        options={"path": "/", "expires": pending["expires"], "sameSite": "strict"},
+        key=COOKIE_WRITER_KEY,
+        default=False,
+    )
+    if written:
+        st.session_state.pop(WRITE_COOKIE_KEY, None)
+        st.session_state.pop(PENDING_COOKIE_KEY, None)
 
 
 def _render_setup() -> None:
@@ -171,8 +204,13 @@ def render_login() -> None:
         return
     if notice := st.session_state.pop(NOTICE_KEY, None):
         st.success(notice)
-    if st.session_state.pop(DELETE_COOKIE_KEY, False):
-        authenticator.cookie_controller.delete_cookie()
+    if st.session_state.get(DELETE_COOKIE_KEY):
+        # Drawn until the browser confirms, like the writer: a sign-out must survive a reload.
+        deleted = _cookie_component(
+            method="delete", cookie=get_settings().cookie_name, key=COOKIE_DELETER_KEY, default=False
+        )
+        if deleted:
+            st.session_state.pop(DELETE_COOKIE_KEY, None)
     # Cookie restore is restore_session's job (it checks the lock and active flags); this stops the
     # library from signing anyone in from the cookie on its own.
     st.session_state["logout"] = True
@@ -224,5 +262,6 @@ def logout() -> None:
     st.session_state["logout"] = True
     st.session_state.pop(SESSION_USER_KEY, None)
     st.session_state.pop(WRITE_COOKIE_KEY, None)
+    st.session_state.pop(PENDING_COOKIE_KEY, None)
     st.session_state[SIGNED_OUT_KEY] = True
     st.session_state[DELETE_COOKIE_KEY] = True
