@@ -73,12 +73,13 @@ with tab_import:
 
 with tab_export:
     st.subheader("Export everything")
-    creds = st.checkbox("Include password hashes (for a backup you restore yourself)", key="exp_creds")
+    st.caption(
+        "Everything except passwords: a download never carries password hashes. A full backup with "
+        "sign-ins is made on the server (`python -m coaching export --with-credentials`)."
+    )
     if st.button("Prepare the export", key="exp_go"):
         with get_session() as session:
-            st.session_state["export_zip"] = archive.export_zip(
-                session=session, user=user, with_credentials=creds
-            )
+            st.session_state["export_zip"] = archive.export_zip(session=session, user=user)
     if st.session_state.get("export_zip"):
         st.download_button(
             "Download the zip",

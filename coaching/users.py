@@ -260,6 +260,31 @@ def change_own_password(*, session: Session, user: User, current: str, new: str)
     return fresh
 
 
+def set_password_on_server(*, session: Session, username: str, password: str) -> User:
+    """The server operator's way back in (`python -m coaching set-password`): give an existing
+    account a new password, unlock it, and revoke its cookies. Audited as done on the server."""
+    validate_password(password)
+    user = find_user(session, username)
+    if user is None:
+        raise ValidationError(f"No user is called {username!r}.", field="username")
+    user.password_hash = hash_password(password)
+    user.must_change_password = False
+    user.failed_logins = 0
+    user.locked = False
+    session.add(user)
+    revoke_cookies(session, user.id)
+    audit.record(
+        session,
+        by=None,
+        action="reset_password",
+        entity="user",
+        entity_id=user.id,
+        detail={"via": "command line"},
+    )
+    session.commit()
+    return user
+
+
 __all__ = [
     "AccountLocked",
     "CoachloopError",
@@ -276,6 +301,7 @@ __all__ = [
     "record_failed_login",
     "record_logout",
     "revoke_cookies",
+    "set_password_on_server",
     "validate_password",
 ]
 

@@ -69,7 +69,7 @@ def small(sqlite_session, sqlite_url):
 def test_help_lists_every_command():
     result = run("sqlite:///unused.db", "--help")
     assert result.returncode == 0
-    for command in ("init-db", "seed-demo", "create-user", "metrics", "export", "restore"):
+    for command in ("init-db", "seed-demo", "create-user", "set-password", "metrics", "export", "restore"):
         assert command in result.stdout
 
 
@@ -138,6 +138,39 @@ def test_create_user_takes_the_password_from_the_environment(small):
         assert check_password("a-long-password", user.password_hash)
         assert s.exec(select(UserSchool.school_id).where(UserSchool.user_id == user.id)).all() == [school.id]
     engine.dispose()
+
+
+def test_set_password_gives_a_locked_out_user_a_new_password_unlocks_them_and_is_audited(small):
+    url, _ = small
+    engine = build_engine(url)
+    with Session(engine) as s:
+        user = s.exec(select(User).where(User.username == "existing")).one()
+        user.locked, user.failed_logins, user.password_hash = True, 5, None
+        s.add(user)
+        s.commit()
+    result = run(url, "set-password", "--username", "Existing", password="another-long-password")
+    assert result.returncode == 0, result.stderr
+    assert "another-long-password" not in result.stdout + result.stderr
+    with Session(engine) as s:
+        user = s.exec(select(User).where(User.username == "existing")).one()
+        assert check_password("another-long-password", user.password_hash)
+        assert not user.locked and user.failed_logins == 0
+        entry = s.exec(select(AuditLog).where(AuditLog.action == "reset_password")).one()
+        assert entry.entity_id == str(user.id) and entry.user_id is None
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "username, password, mentions",
+    [("nobody", "another-long-password", "nobody"), ("existing", "short", "password")],
+)
+def test_set_password_refuses_an_unknown_user_or_a_weak_password_and_changes_nothing(
+    small, username, password, mentions
+):
+    url, _ = small
+    audits = count(url, AuditLog)
+    assert_bad_input(run(url, "set-password", "--username", username, password=password), mentions=mentions)
+    assert count(url, AuditLog) == audits
 
 
 BAD_CREATE = [

@@ -110,6 +110,13 @@ def test_the_page_offers_the_export_zip_for_download(page):
         names = set(zf.namelist())
         assert {"users.csv", "teachers.csv", "observations.csv", "data_dictionary.md"} <= names
         assert "password_hash" not in zf.read("users.csv").decode().splitlines()[0]
+        everything = b"".join(zf.read(n) for n in names)
+    assert b"$2b$" not in everything  # no bcrypt hash anywhere, in any file
+
+
+def test_the_page_offers_no_way_to_download_password_hashes(page):
+    labels = [c.label.lower() for c in page.checkbox]
+    assert not any("password" in label or "hash" in label or "credential" in label for label in labels)
 
 
 def test_the_page_refuses_to_restore_over_existing_data_without_replace(page):
