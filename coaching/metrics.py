@@ -72,8 +72,11 @@ def _observations(session: Session, lo: datetime, hi: datetime, school_ids: list
     ).where(Observation.observed_at >= lo, Observation.observed_at < hi)
     if school_ids is not None:
         stmt = stmt.where(Observation.school_id.in_(school_ids or [-1]))
-    rows = [(i, t, _utc(at), _utc(db)) for i, t, at, db in session.exec(stmt).all()]
-    return pd.DataFrame(rows, columns=["id", "teacher_id", "observed_at", "debriefed_at"])
+    obs = pd.DataFrame(session.exec(stmt).all(), columns=["id", "teacher_id", "observed_at", "debriefed_at"])
+    # Vectorised _utc: SQLite's naive times are UTC; PostgreSQL's aware ones are converted.
+    for col in ("observed_at", "debriefed_at"):
+        obs[col] = pd.to_datetime(obs[col], utc=True)
+    return obs
 
 
 def _observation_scores(
@@ -234,13 +237,10 @@ def program_metrics(
     latency_median = within_share = None
     if not obs.empty:
         debriefed = obs.dropna(subset=["debriefed_at"])
-        hours = [
-            (d - o).total_seconds() / 3600
-            for o, d in zip(debriefed["observed_at"], debriefed["debriefed_at"], strict=True)
-        ]
-        if hours:
-            latency_median = float(statistics.median(hours))
-        within_share = sum(1 for h in hours if h <= FEEDBACK_HOURS) / len(obs)
+        hours = (debriefed["debriefed_at"] - debriefed["observed_at"]).dt.total_seconds() / 3600
+        if len(hours):
+            latency_median = float(statistics.median(hours.tolist()))
+        within_share = int((hours <= FEEDBACK_HOURS).sum()) / len(obs)
 
     by_code = _domain_means(session, lo, hi, school_ids)
     names = _domain_names(session)
