@@ -172,10 +172,13 @@ def program_metrics(
     start: date | None = None,
     end: date | None = None,
     school_ids: list[int] | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """Every program figure over school-local dates start..end inclusive (default: the most recent
-    school year with observations), optionally narrowed to observations frozen at `school_ids`."""
+    school year with observations), optionally narrowed to observations frozen at `school_ids`.
+    Coverage is as of the window's end, or `today` (default: now) while the window is running."""
     start, end = _resolve_window(session, start, end)
+    as_of = min(end, today or local_date(datetime.now(UTC)))
     lo, hi = local_day_bounds(start, end)
     obs = _observations(session, lo, hi, school_ids)
     scores = _observation_scores(session, lo, hi, school_ids)
@@ -261,7 +264,7 @@ def program_metrics(
         "feedback_within_48h_share": within_share,
         "domain_means": {names.get(code, code): mean for code, mean in sorted(by_code.items())},
         "domain_means_by_code": dict(sorted(by_code.items())),
-        "coverage": _coverage(session, end, hi, school_ids),
+        "coverage": _coverage(session, as_of, local_day_bounds(as_of, as_of)[1], school_ids),
     }
 
 

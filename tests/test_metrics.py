@@ -284,3 +284,17 @@ def test_coverage_counts_teachers_due_and_overdue_as_of_the_window_end(world):
     cov = program_metrics(session=session, start=date(2025, 8, 1), end=end)["coverage"]
 
     assert cov == {"as_of": "2025-12-31", "teachers": 4, "due": 1, "overdue": 2, "share_not_overdue": 0.5}
+
+
+def test_coverage_of_a_running_school_year_is_as_of_today_not_the_years_end(world):
+    session, school, coach = world
+    today = date(2025, 11, 20)
+    seen, never = f.teacher(session, school, coach=coach), f.teacher(session, school, coach=coach)
+    f.observation(session, seen, coach, local(2025, 11, 17), {"CR": 2})
+    _ = never
+
+    cov = program_metrics(session=session, start=YEAR["start"], end=YEAR["end"], today=today)["coverage"]
+
+    # As of 2026-07-31 the teacher seen on 17 November would count as overdue.
+    assert cov == {"as_of": "2025-11-20", "teachers": 2, "due": 0, "overdue": 1, "share_not_overdue": 0.5}
+
