@@ -416,3 +416,14 @@ def test_control_characters_are_refused_in_new_accounts(session, field, value):
     with pytest.raises(ValidationError):
         users.create_user(session=session, role="coach", **args)
     assert users.find_user(session, "newone") is None
+
+
+def test_the_cookie_script_keeps_its_values_inside_string_literals():
+    from ui.auth import _cookie_script
+
+    script = _cookie_script('coachloop"; evil=1', '</script><script>alert(1)</script>', 1_700_000_000_000)
+    body = script.removeprefix("<script>").removesuffix("</script>")
+    assert "<" not in body  # nothing can close the script tag early
+    assert '"coachloop\\"; evil=1="' in body  # quotes escaped: the name stays one string
+    assert "SameSite=Strict" in body and "path=/" in body
+    assert "new Date(1700000000000)" in body

@@ -9,15 +9,12 @@ stops working at once.
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import streamlit as st
 import streamlit_authenticator as stauth
-
-# The component streamlit-authenticator writes its cookie with (pinned in requirements.txt); used
-# directly because we need its answer, "the cookie is set", which CookieManager.set() drops.
-from extra_streamlit_components.CookieManager import _component_func as _cookie_component
 from sqlmodel import select
 
 from coaching import auth_keys, setup, users
@@ -30,8 +27,7 @@ from ui.guard import SESSION_USER_KEY, current_user
 SIGNED_OUT_KEY = "_coachloop_signed_out"  # the old cookie is still in this session's headers
 WRITE_COOKIE_KEY = "_coachloop_write_cookie"
 PENDING_COOKIE_KEY = "_coachloop_cookie_pending"  # the token being written, the same on each run
-COOKIE_WRITER_KEY = "coachloop_cookie_writer"
-COOKIE_DELETER_KEY = "coachloop_cookie_deleter"
+COOKIE_SCRIPT_RUNS = 3
 DELETE_COOKIE_KEY = "_coachloop_delete_cookie"
 NOTICE_KEY = "_coachloop_login_notice"
 _LIBRARY_KEYS = ("name", "username", "authentication_status", "email", "roles")
@@ -110,20 +106,35 @@ def restore_session() -> None:
         st.session_state["username"] = user.username
 
 
+def _cookie_script(name: str, value: str, expires_ms: int) -> str:
+    # json.dumps makes JS string literals; "<" is escaped so nothing can close the script tag.
+    def lit(text: str) -> str:
+        return json.dumps(text).replace("<", "\\u003c")
+
+    return (
+        "<script>document.cookie = " + lit(name + "=") + " + " + lit(value)
+        + ' + "; path=/; SameSite=Strict; expires=" + new Date(' + str(int(expires_ms)) + ").toUTCString()"
+        + ' + (location.protocol === "https:" ? "; Secure" : "");</script>'
+    )
+
+
+def _run_cookie_script(script: str, where=st.sidebar) -> None:
+    # st.html runs its script in the page itself when drawn: no component iframe to load, and no
+    # value sent back, so no extra rerun that could swallow the user's first click. In the sidebar
+    # of the signed-in app, so the page layout does not move.
+    where.html(script, unsafe_allow_javascript=True)
+
+
 def finish_login() -> None:
-    """After a sign-in, write the auth cookie, and keep the writer on the page until the browser
-    confirms it. The cookie is set by a component's JavaScript; drawn once only, it can be torn down
-    by the next rerun (the library's own cookie reader triggers one) before its script has run, and
-    the user is then signed out by a reload. So it stays drawn, with the same token, until it says
-    it set the cookie."""
-    if not st.session_state.get(WRITE_COOKIE_KEY):
+    """After a sign-in, write the auth cookie from the page on the next few runs (drawing it once is
+    enough; the repeats cover a rerun that replaces the first draw before the browser mounts it).
+    The same token and expiry each time."""
+    runs = st.session_state.get(WRITE_COOKIE_KEY) or 0
+    if not runs:
         return
     username = st.session_state.get("username")
-    if not username:
-        st.session_state.pop(WRITE_COOKIE_KEY, None)
-        return
     settings = get_settings()
-    if settings.cookie_expiry_days <= 0:  # sessions end with the browser tab: no cookie
+    if not username or settings.cookie_expiry_days <= 0:  # expiry 0: sessions end with the tab
         st.session_state.pop(WRITE_COOKIE_KEY, None)
         return
     pending = st.session_state.get(PENDING_COOKIE_KEY)
@@ -134,21 +145,16 @@ def finish_login() -> None:
         except ConfigError as exc:
             _stop_on_config_error(exc)
             return
-        expires = datetime.now() + timedelta(days=settings.cookie_expiry_days)
         token = auth_keys.make_token(username, key, expiry_days=settings.cookie_expiry_days)
-        pending = {"username": username, "token": token, "expires": expires.isoformat()}
+        expires = datetime.now(UTC) + timedelta(days=settings.cookie_expiry_days)
+        pending = {"username": username, "token": token, "expires_ms": expires.timestamp() * 1000}
         st.session_state[PENDING_COOKIE_KEY] = pending
-    written = _cookie_component(
-        method="set",
-        cookie=settings.cookie_name,
-        value=pending["token"],
-        options={"path": "/", "expires": pending["expires"], "sameSite": "strict"},
-        key=COOKIE_WRITER_KEY,
-        default=False,
-    )
-    if written:
+    _run_cookie_script(_cookie_script(settings.cookie_name, pending["token"], pending["expires_ms"]))
+    if runs <= 1:
         st.session_state.pop(WRITE_COOKIE_KEY, None)
         st.session_state.pop(PENDING_COOKIE_KEY, None)
+    else:
+        st.session_state[WRITE_COOKIE_KEY] = runs - 1
 
 
 def _render_setup() -> None:
@@ -204,13 +210,10 @@ def render_login() -> None:
         return
     if notice := st.session_state.pop(NOTICE_KEY, None):
         st.success(notice)
-    if st.session_state.get(DELETE_COOKIE_KEY):
-        # Drawn until the browser confirms, like the writer: a sign-out must survive a reload.
-        deleted = _cookie_component(
-            method="delete", cookie=get_settings().cookie_name, key=COOKIE_DELETER_KEY, default=False
-        )
-        if deleted:
-            st.session_state.pop(DELETE_COOKIE_KEY, None)
+    if runs := st.session_state.get(DELETE_COOKIE_KEY):
+        expired = _cookie_script(get_settings().cookie_name, "", 0)  # an expired cookie is deleted
+        _run_cookie_script(expired, where=st)  # no sidebar on the sign-in page
+        st.session_state[DELETE_COOKIE_KEY] = runs - 1
     # Cookie restore is restore_session's job (it checks the lock and active flags); this stops the
     # library from signing anyone in from the cookie on its own.
     st.session_state["logout"] = True
@@ -237,7 +240,8 @@ def _after_password_ok(username: str) -> None:
         return
     st.session_state[SESSION_USER_KEY] = user.id
     st.session_state.pop(SIGNED_OUT_KEY, None)
-    st.session_state[WRITE_COOKIE_KEY] = True
+    st.session_state[WRITE_COOKIE_KEY] = COOKIE_SCRIPT_RUNS
+    st.session_state.pop(DELETE_COOKIE_KEY, None)
     st.rerun()
 
 
@@ -264,4 +268,4 @@ def logout() -> None:
     st.session_state.pop(WRITE_COOKIE_KEY, None)
     st.session_state.pop(PENDING_COOKIE_KEY, None)
     st.session_state[SIGNED_OUT_KEY] = True
-    st.session_state[DELETE_COOKIE_KEY] = True
+    st.session_state[DELETE_COOKIE_KEY] = COOKIE_SCRIPT_RUNS

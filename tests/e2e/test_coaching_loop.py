@@ -42,16 +42,16 @@ def choose(page, label: str, option: str, counter=None) -> None:
 def heatmap_rows(page) -> dict[str, dict[str, int]]:
     """{row label: {domain: n observations}} read from the drawn plotly heatmap."""
     page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=LONG)
-    page.wait_for_function(
-        "() => { const d = document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot');"
-        " return d && d.data && d.data.length > 0; }",
-        timeout=SHORT,
-    )
-    traces = page.evaluate(
-        "() => Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .js-plotly-plot'))"
+    # Waited for and read in one step: during a rerun the chart is replaced, and a check followed by
+    # a separate read can catch the new plot before plotly has drawn its traces.
+    traces = page.wait_for_function(
+        "() => { const ts = Array.from(document.querySelectorAll("
+        "'[data-testid=\"stPlotlyChart\"] .js-plotly-plot'))"
         ".flatMap(d => (d.data || []).filter(t => t.type === 'heatmap')"
-        ".map(t => ({x: Array.from(t.x), y: Array.from(t.y), text: t.text})))"
-    )
+        ".map(t => ({x: Array.from(t.x), y: Array.from(t.y), text: t.text})));"
+        " return ts.length ? ts : null; }",
+        timeout=SHORT,
+    ).json_value()
     assert traces, "no heatmap drawn"
     t = traces[0]
     out: dict[str, dict[str, int]] = {}
