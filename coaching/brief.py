@@ -829,7 +829,13 @@ class BriefJob:
             return
         restorer = self.pseudonymiser.restorer()
         try:
-            self._stream = llm.stream_brief(self.client, self.model, self.messages, stream=self.stream)
+            self._stream = llm.stream_brief(
+                self.client,
+                self.model,
+                self.messages,
+                stream=self.stream,
+                deadline_s=get_settings().llm_deadline_s,
+            )
             for chunk in self._stream:
                 self._parts.append(chunk)
                 out = restorer.feed(chunk)

@@ -80,14 +80,32 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class DeadlineExceeded(Exception):
+    """The reply kept coming but did not finish within the overall deadline."""
+
+    def __init__(self, deadline_s: float):
+        super().__init__(f"no complete reply within {deadline_s:g} s")
+        self.deadline_s = deadline_s
+
+
 class LLMStream:
     """Iterate to get the reply's text pieces; afterwards `model`, `prompt_tokens`,
-    `completion_tokens`, `latency_ms` (to the last piece) and `first_chunk_ms` are set."""
+    `completion_tokens`, `latency_ms` (to the last piece) and `first_chunk_ms` are set.
+
+    The client's timeout bounds each wait for data; `deadline_s` bounds the whole reply, so a
+    server that trickles a piece every few seconds cannot keep a coach waiting for minutes."""
 
     def __init__(
-        self, client: openai.OpenAI, model: str, messages: list[dict[str, str]], *, stream: bool = True
+        self,
+        client: openai.OpenAI,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        stream: bool = True,
+        deadline_s: float | None = None,
     ):
         self.client, self.model, self.messages, self.stream = client, model, messages, stream
+        self.deadline_s = deadline_s
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.latency_ms: int | None = None
@@ -126,6 +144,8 @@ class LLMStream:
             for chunk in stream:
                 self._usage(getattr(chunk, "usage", None))
                 self.model = getattr(chunk, "model", None) or self.model
+                if self.deadline_s is not None and time.perf_counter() - started > self.deadline_s:
+                    raise DeadlineExceeded(self.deadline_s)
                 for choice in chunk.choices or []:
                     piece = choice.delta.content if choice.delta else None
                     if piece:
@@ -138,14 +158,21 @@ class LLMStream:
 
 
 def stream_brief(
-    client: openai.OpenAI, model: str, messages: list[dict[str, str]], *, stream: bool = True
+    client: openai.OpenAI,
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    stream: bool = True,
+    deadline_s: float | None = None,
 ) -> LLMStream:
     """The reply as an iterator of text pieces (Chat Completions, streamed with usage)."""
-    return LLMStream(client, model, messages, stream=stream)
+    return LLMStream(client, model, messages, stream=stream, deadline_s=deadline_s)
 
 
 def describe_failure(exc: BaseException) -> str:
     """Why the LLM gave no brief, in words a coach understands."""
+    if isinstance(exc, DeadlineExceeded):
+        return f"the LLM endpoint did not finish its reply within {exc.deadline_s:g} s"
     if isinstance(exc, openai.APITimeoutError):
         return "the LLM endpoint did not answer in time"
     if isinstance(exc, openai.RateLimitError):

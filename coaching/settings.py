@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     openai_base_url: str = Field(default="", alias="OPENAI_BASE_URL")
     llm_model: str = Field(default="gpt-4o-mini", alias="COACHLOOP_LLM_MODEL")
     llm_timeout_s: float = Field(default=20.0, alias="COACHLOOP_LLM_TIMEOUT")
+    llm_deadline_s: float = Field(default=90.0, gt=0, alias="COACHLOOP_LLM_DEADLINE")
     llm_max_retries: int = Field(default=1, alias="COACHLOOP_LLM_RETRIES")
     notes_in_prompts: bool = Field(default=True, alias="COACHLOOP_NOTES_IN_PROMPTS")
     school_timezone: str = Field(default="America/Los_Angeles", alias="COACHLOOP_TIMEZONE")

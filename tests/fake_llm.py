@@ -1,7 +1,8 @@
 """An OpenAI-compatible Chat Completions server on 127.0.0.1 for tests (standard library only).
 
 It records every request body and answers according to `mode`: normal, slow, 429, 500,
-malformed, invent, echo (repeats the pseudonyms it received), reject_stream_options.
+malformed, invent, echo (repeats the pseudonyms it received), reject_stream_options, trickle
+(streams every piece slowly, each well within the client timeout).
 Streamed replies come in small SSE chunks (a pseudonym is split across chunks) ending
 `data: [DONE]`; with stream false it answers one JSON completion.
 """
@@ -90,6 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
             send('{"id": "chatcmpl-fake", "choices": [{"delta": {"content": "Hal')
         else:
             for i in range(0, len(text), 4):  # 4 characters a chunk: pseudonyms arrive split
+                if mode == "trickle":
+                    time.sleep(self.server.trickle_s)
                 delta = {"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}
                 send(json.dumps({**base, "object": "chat.completion.chunk", "choices": [delta]}))
             if (body.get("stream_options") or {}).get("include_usage"):
@@ -104,6 +107,7 @@ class FakeLLM(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = "normal"
         self.slow_s = 3.0
+        self.trickle_s = 0.2  # "trickle": this long between streamed pieces
         self.requests: list[dict] = []
         self._thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

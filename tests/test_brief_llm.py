@@ -104,6 +104,25 @@ def test_a_failing_endpoint_gives_the_offline_brief_with_the_reason(w, sqlite_se
     assert result.brief.prompt_text  # what was sent is still shown
 
 
+def test_a_reply_that_trickles_past_the_overall_deadline_gives_the_offline_brief(
+    w, sqlite_session, llm_env, monkeypatch
+):
+    # Every piece comes well within the 1 s client timeout, but the whole reply takes several seconds.
+    llm_env.mode, llm_env.trickle_s = "trickle", 0.15
+    monkeypatch.setenv("COACHLOOP_LLM_DEADLINE", "1")
+    get_settings.cache_clear()
+    result = _generate(sqlite_session, w)
+    assert result.source == "offline"
+    assert "did not finish its reply within 1 s" in result.offline_reason
+    assert result.brief.latency_ms >= 1000
+
+
+def test_a_trickling_reply_within_the_deadline_is_used(w, sqlite_session, llm_env):
+    llm_env.mode, llm_env.trickle_s = "trickle", 0.01
+    result = _generate(sqlite_session, w)
+    assert result.source == "llm" and TEACHER_NAME in result.text
+
+
 def test_the_sdk_retries_a_500_when_retries_are_configured(w, sqlite_session, llm_env, monkeypatch):
     monkeypatch.setenv("COACHLOOP_LLM_RETRIES", "1")
     get_settings.cache_clear()
