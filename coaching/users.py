@@ -3,6 +3,7 @@ lockout) and a user's own password change. Admin actions on other accounts live 
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -36,6 +37,23 @@ LOCKED_MESSAGE = "This account is locked after too many failed sign-in attempts.
 def hash_password(password: str, *, rounds: int = 12) -> str:
     """bcrypt hash of `password` (`rounds` lower only for long random one-time passwords)."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+
+
+@functools.cache
+def _decoy_hash() -> bytes:
+    return hash_password(secrets.token_urlsafe(16)).encode()
+
+
+def spend_a_password_check() -> None:
+    """Spend the time of one bcrypt check (at the default cost) against a decoy hash. Called when a
+    sign-in names no active account, so that the reply takes as long as a wrong password for a
+    real one and response times do not tell which usernames exist."""
+    bcrypt.checkpw(b"not-a-password", _decoy_hash())
+
+
+def prepare_password_decoy() -> None:
+    """Make the decoy hash now (once per process), so the first unknown name is not slower."""
+    _decoy_hash()
 
 
 def check_password(password: str, hashed: str | None) -> bool:

@@ -80,6 +80,31 @@ def test_the_login_form_accepts_the_username_in_any_case(accounts):
     assert at.session_state["user_id"] == accounts["coach"]
 
 
+@pytest.mark.parametrize("username", ["cora", "nobody-by-this-name", "dee"])
+def test_every_refused_sign_in_costs_one_bcrypt_check_so_timing_does_not_reveal_usernames(
+    accounts, monkeypatch, username
+):
+    import bcrypt
+
+    with Session(get_engine()) as s:  # "dee": a deactivated account, also absent from the library's list
+        users.create_user(session=s, by=None, username="dee", display_name="Dee", role="coach", password=PW)
+        dee = s.exec(select(User).where(User.username == "dee")).one()
+        dee.active = False
+        s.add(dee)
+        s.commit()
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    real, checks = bcrypt.checkpw, []
+
+    def counting_checkpw(password, hashed):
+        checks.append(hashed[:7])
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
+    at = _sign_in(username, "wrong-password", at)
+    assert _errors(at) == [users.BAD_CREDENTIALS]
+    assert checks == [b"$2b$12$"]  # exactly one check, at the cost real passwords are hashed with
+
+
 def test_a_wrong_password_is_refused_and_counted_in_the_database(accounts):
     at = _sign_in("cora", "wrong-password")
     assert "user_id" not in at.session_state or at.session_state["user_id"] is None

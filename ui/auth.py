@@ -217,6 +217,7 @@ def render_login() -> None:
     # Cookie restore is restore_session's job (it checks the lock and active flags); this stops the
     # library from signing anyone in from the cookie on its own.
     st.session_state["logout"] = True
+    users.prepare_password_decoy()  # the decoy hash exists before the first attempt
     authenticator.login(
         location="main",
         fields={"Form name": "Sign in", "Username": "Username", "Password": "Password", "Login": "Login"},
@@ -247,6 +248,8 @@ def _after_password_ok(username: str) -> None:
 
 def _after_password_wrong(usernames: list[str]) -> None:
     message = users.BAD_CREDENTIALS
+    if not usernames:  # no active account by that name: the library checked no password
+        users.spend_a_password_check()
     with get_session() as session:
         for name in usernames:
             user = users.record_failed_login(session=session, username=name)
