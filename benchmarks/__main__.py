@@ -1,5 +1,6 @@
 """`python -m benchmarks [--quick] [--only NAME ...]`: run every benchmark module, write
-.bench-cache/results.json, print a readable table, exit non-zero if any module raised."""
+.bench-cache/results.json (results-quick.json with --quick), print a readable table, exit non-zero
+if any module raised. With --only, the other modules' last results in that file are kept."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
 
 MODULES = ("save", "aggregates", "brief", "pages")
 RESULTS = CACHE / "results.json"
+QUICK_RESULTS = CACHE / "results-quick.json"
 
 
 def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
@@ -106,7 +108,8 @@ def table(report: dict) -> str:
     for name, entry in report["modules"].items():
         status = entry["status"]
         head = f"== {name} ({status}"
-        head += f", {entry['seconds']:.1f} s)" if "seconds" in entry else ")"
+        head += f", {entry['seconds']:.1f} s" if "seconds" in entry else ""
+        head += f", ran {entry['ran_at']})" if "ran_at" in entry else ")"
         lines.append(head)
         if status == "skipped":
             lines.append(f"   {entry['note']}")
@@ -117,11 +120,23 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _earlier_modules(path: str, mode: str) -> dict:
+    """The module results of an earlier run of the same mode in `path` (a partial run keeps them)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            earlier = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(earlier, dict) or earlier.get("mode") != mode:
+        return {}
+    return {k: v for k, v in (earlier.get("modules") or {}).items() if k in MODULES}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="pilot scale only, under a minute")
     parser.add_argument("--only", nargs="*", choices=MODULES, help="run only these modules")
-    parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
+    parser.add_argument("--out", help=f"the JSON results file (default {RESULTS}, or {QUICK_RESULTS})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Benchmarks never call a real LLM: brief timings are for the facts and the prompt.
@@ -138,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "modules": {},
     }
+    out = os.path.abspath(args.out or (QUICK_RESULTS if args.quick else RESULTS))
+    if args.only:
+        report["modules"] = _earlier_modules(out, report["mode"])
     failed = False
     total = time.perf_counter()
     for name in args.only or MODULES:
@@ -157,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             result = module.run(quick=args.quick)
             report["modules"][name] = {
                 "status": "ok",
+                "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "seconds": round(time.perf_counter() - started, 2),
                 "result": result,
             }
@@ -165,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             report["modules"][name] = {
                 "status": "error",
+                "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "seconds": round(time.perf_counter() - started, 2),
                 "error": f"{type(exc).__name__}: {exc}",
             }
     report["total_seconds"] = round(time.perf_counter() - total, 1)
-    out = os.path.abspath(args.out)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=2, default=str)
