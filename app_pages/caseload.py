@@ -18,6 +18,7 @@ if flash := st.session_state.pop("caseload_flash", None):
 with get_session() as s:
     table = cl.caseload(session=s, user=user)
     pending = cl.pending_debriefs(session=s, user=user)
+    demo_note = cl.demo_dates_note(session=s)
 head = cl.summary(table)
 
 if table.empty:
@@ -26,6 +27,8 @@ else:
     left, right = st.columns(2)
     left.metric("Overdue", head["overdue"], help="Not observed for 28+ days (or never)")
     right.metric("Coverage", f"{head['coverage']:.0%}", help="Share of the caseload not overdue")
+    if demo_note:
+        st.info(demo_note, icon=":material/info:")
     if user.role in ("coach", "admin"):
         names = dict(zip(table["teacher_id"], table["teacher"] + " · " + table["status"], strict=True))
         pick = st.selectbox("Teacher to observe", list(names), format_func=names.get, key="caseload_pick")

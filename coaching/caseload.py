@@ -3,7 +3,8 @@ sorted by urgency; and the list of observations still waiting for a debrief."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import and_, case, func
@@ -14,7 +15,9 @@ from coaching.errors import PermissionDenied
 from coaching.settings import get_settings
 from coaching.steps import aware
 from coaching.timeutil import local_date, local_day_bounds
-from db.models import ActionStep, Observation, School, Teacher, User, utcnow
+from db.models import ActionStep, AppSetting, Observation, School, Teacher, User, utcnow
+
+DEMO_KEY = "demo_seeded"  # the AppSetting the demo seed writes (seeds/demo.py)
 
 DEBRIEF_FLAG_HOURS = 48
 STATUS_RANK = {"overdue": 0, "due": 1, "ok": 2}
@@ -155,6 +158,28 @@ def pending_debriefs(*, session: Session, user: User, now: datetime | None = Non
             }
         )
     return out
+
+
+def demo_dates_note(*, session: Session, today: date | None = None) -> str | None:
+    """On a database holding the demo, once its school year is over: why every teacher shows as
+    overdue (days are counted to today, and the demo's last school day was long ago)."""
+    marker = session.get(AppSetting, DEMO_KEY)
+    if marker is None:
+        return None
+    try:
+        last_day = date.fromisoformat(json.loads(marker.value)["last_day"])
+    except (ValueError, TypeError, KeyError):  # a demo seeded before the marker held its last day
+        last = session.exec(select(func.max(Observation.observed_at))).one()
+        if last is None:
+            return None
+        last_day = local_date(aware(last))
+    today = today or local_date(datetime.now(UTC))
+    if (today - last_day).days < get_settings().overdue_days:
+        return None
+    return (
+        f"This is the demo school year, which ended {last_day.isoformat()}. "
+        "Days since are counted to today, so teachers show as overdue until you observe them."
+    )
 
 
 def summary(table: pd.DataFrame) -> dict[str, float | int]:

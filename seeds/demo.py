@@ -22,7 +22,7 @@ from sqlalchemy import func, insert
 from sqlmodel import Session, SQLModel, select
 
 import db  # noqa: F401 - every model registered in the metadata
-from coaching import audit
+from coaching import audit, caseload
 from coaching.exchange import reset_sequences, wipe_all
 from coaching.lifecycle import RevisitFact, replay
 from coaching.lifecycle import step as transition
@@ -49,7 +49,7 @@ from seeds import seed_reference_data
 
 log = logging.getLogger(__name__)
 
-DEMO_KEY = "demo_seeded"
+DEMO_KEY = caseload.DEMO_KEY  # "demo_seeded"
 DEMO_PASSWORD = "coachloop-demo"  # public and demo-only: printed by `seed-demo`, documented in the README
 SEED = 20250818
 
@@ -270,7 +270,7 @@ def seed_demo(*, session: Session, reset: bool = False) -> DemoResult:
         return DemoResult(created=False, accounts=_accounts(session))
     seed_reference_data(session=session)
     counts = _generate(session)
-    session.add(AppSetting(key=DEMO_KEY, value=json.dumps({"seed": SEED, "counts": counts})))
+    session.add(AppSetting(key=DEMO_KEY, value=json.dumps({"seed": SEED, "counts": counts, "last_day": YEAR_LAST.isoformat()})))
     audit.record(session, by=None, action="seed", entity="demo", detail=counts)
     reset_sequences(session=session)
     session.commit()

@@ -90,3 +90,58 @@ def test_due_and_overdue_days_are_configurable(session, w, monkeypatch):
         assert df.set_index("teacher").loc["Tess Teacher", "status"] == "overdue"
     finally:
         get_settings.cache_clear()
+
+
+def _mark_demo(session, value: dict) -> None:
+    import json
+
+    from coaching.caseload import DEMO_KEY
+    from db.models import AppSetting
+
+    session.add(AppSetting(key=DEMO_KEY, value=json.dumps(value)))
+    session.commit()
+
+
+def test_the_demo_note_explains_overdue_teachers_once_the_demo_year_is_over(session, w):
+    from datetime import date
+
+    from coaching.caseload import demo_dates_note
+
+    assert demo_dates_note(session=session, today=date(2026, 11, 23)) is None  # not a demo database
+    _mark_demo(session, {"seed": 1, "last_day": "2026-06-12"})
+    assert demo_dates_note(session=session, today=date(2026, 6, 20)) is None  # still inside the cadence
+    note = demo_dates_note(session=session, today=date(2026, 11, 23))
+    assert note is not None and "2026-06-12" in note and "overdue" in note
+
+
+def test_the_demo_note_falls_back_to_the_latest_observation_for_an_older_demo(session, w):
+    from coaching.caseload import demo_dates_note
+
+    record_observation(session=session, draft=draft(w.teacher.id, days_ago(60)), by=w.coach)
+    _mark_demo(session, {"seed": 1})
+    today = local_date(NOW)
+    note = demo_dates_note(session=session, today=today)
+    assert note is not None and local_date(days_ago(60)).isoformat() in note
+    assert demo_dates_note(session=session, today=local_date(days_ago(50))) is None
+
+
+def test_the_caseload_page_shows_the_demo_note_on_a_finished_demo_year(sqlite_session):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    w = world(sqlite_session)
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+
+    def page_infos() -> list[str]:
+        at = AppTest.from_file(app, default_timeout=30)
+        at.session_state["user_id"] = w.coach.id
+        at.run()
+        at.switch_page("app_pages/caseload.py").run()
+        assert not at.exception, at.exception
+        assert [t.value for t in at.title] == ["Caseload"]
+        return [i.value for i in at.info]
+
+    assert not any("demo school year" in i for i in page_infos())
+    _mark_demo(sqlite_session, {"seed": 1, "last_day": "2020-06-12"})
+    assert any("demo school year, which ended 2020-06-12" in i for i in page_infos())
