@@ -270,7 +270,8 @@ def seed_demo(*, session: Session, reset: bool = False) -> DemoResult:
         return DemoResult(created=False, accounts=_accounts(session))
     seed_reference_data(session=session)
     counts = _generate(session)
-    session.add(AppSetting(key=DEMO_KEY, value=json.dumps({"seed": SEED, "counts": counts, "last_day": YEAR_LAST.isoformat()})))
+    marker = {"seed": SEED, "counts": counts, "last_day": YEAR_LAST.isoformat()}
+    session.add(AppSetting(key=DEMO_KEY, value=json.dumps(marker)))
     audit.record(session, by=None, action="seed", entity="demo", detail=counts)
     reset_sequences(session=session)
     session.commit()
