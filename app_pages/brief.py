@@ -6,6 +6,8 @@ from coaching import access
 from coaching import brief as br
 from coaching.errors import CoachloopError
 from coaching.settings import get_settings
+from coaching.steps import aware
+from coaching.timeutil import school_tz
 from db import get_session
 from ui.guard import guard
 from ui.llm_client import get_client
@@ -62,10 +64,13 @@ with get_session() as s:
 if not saved:
     st.info("No brief yet for this teacher: press **Prepare brief**.")
     st.stop()
+by_id = {b.id: b for b in saved}  # newest first
 labels = {
-    b.id: f"{b.created_at:%Y-%m-%d %H:%M} UTC · {b.source}{' · ' + b.model if b.model else ''}" for b in saved
+    b.id: f"{len(saved) - i}. {aware(b.created_at).astimezone(school_tz()):%Y-%m-%d %H:%M:%S} · {b.source}"
+    + (f" · {b.model}" if b.model else "")
+    for i, b in enumerate(saved)
 }
-shown = next(b for b in saved if b.id == st.selectbox("Saved briefs", list(labels), format_func=labels.get))
+shown = by_id[st.selectbox("Saved briefs", list(labels), format_func=labels.get)]
 if shown.source == "offline":
     st.warning(f"Offline brief: {shown.offline_reason}.")
 findings = br.findings_of(shown)

@@ -166,3 +166,23 @@ def test_the_cli_refuses_a_teacher_outside_the_users_scope(w, sqlite_url):
 def test_briefs_saved_by_the_cli_are_listed_for_the_page(w, sqlite_url, sqlite_session):
     assert _cli(sqlite_url, "--teacher", str(w.teacher.id), "--offline").returncode == 0
     assert len(brief.list_briefs(session=sqlite_session, user=w.coach, teacher_id=w.teacher.id)) == 1
+
+
+def test_an_older_saved_brief_can_be_chosen_and_labels_tell_briefs_apart(w, no_key, sqlite_session):
+    at = _open(w.coach.id, w.teacher.id)
+    _button(at, "Prepare brief").click().run()
+    _button(at, "Regenerate").click().run()
+    _button(at, "Regenerate").click().run()
+    assert not at.exception, at.exception
+    box = next(b for b in at.selectbox if b.label == "Saved briefs")
+    labels = box.options
+    assert len(labels) == 3 and len(set(labels)) == 3  # three briefs made within a second or so
+    assert labels[0].startswith("3. ") and labels[-1].startswith("1. ")  # newest first, numbered
+    assert "UTC" not in labels[0]  # school-local time, like the rest of the app
+    saved = brief.list_briefs(session=sqlite_session, user=w.coach, teacher_id=w.teacher.id)
+    oldest = min(b.id for b in saved)
+    sqlite_session.rollback()  # end the read transaction (the engine begins IMMEDIATE) before the app writes
+    box.set_value(oldest).run()  # this crashed: the choice was made inside a generator
+    assert not at.exception, at.exception
+    assert next(b for b in at.selectbox if b.label == "Saved briefs").value == oldest
+    assert TEACHER_NAME in _text(at)
