@@ -55,18 +55,24 @@ def live_view() -> None:
     shown = anonymise.meeting_cells(cells, rows=rows, salt=salt) if meeting else cells
     fig = charts.heatmap_figure(shown, meeting_mode=meeting)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"hm_chart_{rows}_{meeting}")
-    keys = list(zip(shown["row_key"], shown["domain_code"], strict=True))
-    labels = dict(zip(keys, shown["row_label"] + " · " + shown["domain_name"], strict=True))
-    at_point = dict(zip(zip(shown["row_label"], shown["domain_name"], strict=True), keys, strict=True))
+    choices = heatmap.cell_choices(shown)  # in meeting mode, suppressed cells cannot be opened
+    if meeting and choices.hidden:  # loud when the whole chart is blank, quiet beside other cells
+        say = st.caption if choices.labels else st.info
+        say(f"Cells with fewer than {anonymise.MIN_OBS} observations are hidden in meeting mode.")
+    # One box per mode: a browser keeps showing a kept box's picked label (a real name) while its
+    # value, a pair of ids, is still valid, so meeting mode starts with a new, empty box.
+    box = f"hm_cell_{rows}_{meeting}"
     points = event.selection.points if event and event.selection else []
     clicked = (points[0].get("y"), points[0].get("x")) if points else None
     if clicked != st.session_state.get("hm_clicked"):  # a new click picks the cell; the box may change it
         st.session_state["hm_clicked"] = clicked
-        if clicked in at_point:
-            st.session_state["hm_cell"] = at_point[clicked]
-    if st.session_state.get("hm_cell") not in labels:
-        st.session_state["hm_cell"] = None
-    cell = st.selectbox("Observations behind a cell", keys, format_func=labels.get, key="hm_cell")
+        if clicked in choices.at_point:
+            st.session_state[box] = choices.at_point[clicked]
+    if st.session_state.get(box) not in choices.labels:
+        st.session_state[box] = None
+    cell = st.selectbox(
+        "Observations behind a cell", list(choices.labels), format_func=choices.labels.get, key=box
+    )
     if cell:
         with get_session() as session:
             obs = heatmap.cell_observations(

@@ -193,6 +193,29 @@ def heatmap_cells(*, session: Session, user: User, rows: str, filters: HeatmapFi
     return pd.DataFrame(cells, columns=CELL_COLUMNS)
 
 
+@dataclass(frozen=True)
+class CellChoices:
+    """The cells a viewer may open below the chart, in chart order."""
+
+    labels: dict[tuple, str]  # (row_key, domain_code) -> "row label · domain name"
+    at_point: dict[tuple[str, str], tuple]  # a click's (row_label, domain_name) -> (row_key, domain_code)
+    hidden: int  # cells suppressed in meeting mode: on the chart as 'n<3', never openable
+
+
+def cell_choices(cells: pd.DataFrame) -> CellChoices:
+    """The cells whose observations may be listed: every cell, except those meeting mode suppresses
+    (their list would show the few scores, dates and ids the chart hides)."""
+    if "suppressed" in cells.columns:
+        suppressed = cells["suppressed"].astype(bool)
+    else:
+        suppressed = pd.Series(False, index=cells.index)
+    shown = cells[~suppressed]
+    keys = list(zip(shown["row_key"], shown["domain_code"], strict=True))
+    labels = dict(zip(keys, shown["row_label"] + " · " + shown["domain_name"], strict=True))
+    at_point = dict(zip(zip(shown["row_label"], shown["domain_name"], strict=True), keys, strict=True))
+    return CellChoices(labels=labels, at_point=at_point, hidden=int(suppressed.sum()))
+
+
 def cell_observations(
     *, session: Session, user: User, rows: str, row_key, domain_code: str, filters: HeatmapFilters
 ) -> pd.DataFrame:

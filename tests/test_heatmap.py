@@ -358,6 +358,24 @@ def test_meeting_mode_suppresses_cells_built_from_fewer_than_three_observations(
         assert (value != value) == bool(sup)  # NaN exactly where suppressed
 
 
+def test_a_cell_suppressed_in_meeting_mode_cannot_be_opened(session, world):
+    cells = heatmap.heatmap_cells(
+        session=session, user=world["admin"], rows="teacher", filters=HeatmapFilters()
+    )
+    everything = heatmap.cell_choices(cells)
+    assert list(everything.labels) == list(zip(cells.row_key, cells.domain_code, strict=True))
+    assert everything.hidden == 0
+    out = anonymise.meeting_cells(cells, rows="teacher", salt="s")
+    choices = heatmap.cell_choices(out)
+    big = out[~out.suppressed]
+    assert list(choices.labels) == list(zip(big.row_key, big.domain_code, strict=True))
+    assert choices.hidden == int(out.suppressed.sum()) > 0
+    assert set(choices.labels.values()) == set(big.row_label + " · " + big.domain_name)
+    assert set(choices.at_point.values()) == set(choices.labels)  # a click on a blank cell opens nothing
+    none = heatmap.cell_choices(anonymise.meeting_cells(cells[cells.n_obs < 3], rows="teacher", salt="s"))
+    assert none.labels == {} and none.at_point == {} and none.hidden == int((cells.n_obs < 3).sum())
+
+
 def test_meeting_mode_downloads_drop_people_ids_but_keep_other_row_keys(session, world):
     cells = heatmap.heatmap_cells(
         session=session, user=world["admin"], rows="teacher", filters=HeatmapFilters()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -11,12 +11,14 @@ from google.protobuf.json_format import MessageToJson
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
+from coaching import anonymise
 from db.engine import get_engine
 from tests import factories
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "app_pages/heatmap.py"
 NOTE = "Jaylen struggled with the worksheet"
+CELL_BOX = "Observations behind a cell"
 TEACHERS = ["Priya Raman", "Marcus Oyelaran", "Hannah Kowalczyk"]
 COACHES = ["Dolores Fitzgerald", "Quentin Abernathy"]
 
@@ -96,6 +98,36 @@ def page_text(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+def cell_box(at: AppTest):
+    """The "Observations behind a cell" picker, or None when the page has none."""
+    return next((box for box in at.selectbox if box.label == CELL_BOX), None)
+
+
+def shown_in_browser(before: tuple[str, str | None], box) -> str | None:
+    """What a browser's select box reads after a rerun, given (its id, what it read before).
+
+    AppTest formats a kept value again with the new format_func; a browser does not: a box that keeps
+    its id keeps reading the label it had, unless the server sends it a value (set_value)."""
+    if box is None:
+        return None
+    if box.proto.set_value:
+        return box.proto.raw_value or None
+    if box.id == before[0]:
+        return before[1]
+    return box.options[box.proto.default] if box.proto.HasField("default") else None
+
+
+def screen_text(at: AppTest) -> str:
+    """page_text plus the tables' cells (a dataframe's proto is Arrow bytes) and widgets' values."""
+    parts = [page_text(at)]
+    parts += [df.value.to_csv() for df in at.dataframe]
+    for widget in [*at.selectbox, *at.multiselect]:
+        value = widget.value
+        for v in value if isinstance(value, list) else [value]:
+            parts.append(str(widget.format_func(v)) if v is not None else "")
+    return "\n".join(parts)
+
+
 def heatmap_spec(at: AppTest) -> dict:
     for node in walk(at._tree):
         spec = getattr(getattr(node, "proto", None), "spec", None)
@@ -131,7 +163,7 @@ def test_the_cell_selector_lists_the_observations_behind_a_cell(site):
     at = open_page(site["admin"].id)
     at.selectbox(key="hm_rows").select("teacher").run()
     priya = site["teachers"][0]
-    at.selectbox(key="hm_cell").set_value((priya.id, "CR")).run()
+    cell_box(at).set_value((priya.id, "CR")).run()
     assert not at.exception
     table = at.dataframe[0].value
     assert sorted(table["id"]) == sorted(site["priya_obs"])
@@ -151,7 +183,7 @@ def test_meeting_mode_shows_no_teacher_or_coach_name_no_note_and_suppresses_smal
     assert all(label.startswith("Teacher ") for label in labels)
     texts = [t for row in spec["data"][0]["text"] for t in row]
     assert "n<3" in texts  # Marcus has 2 observations
-    at.selectbox(key="hm_cell").set_value((site["teachers"][0].id, "CR")).run()
+    cell_box(at).set_value((site["teachers"][0].id, "CR")).run()
     assert len(at.dataframe[0].value) == 4
     for rows in ("teacher", "coach"):
         at.selectbox(key="hm_rows").select(rows).run()
@@ -165,6 +197,45 @@ def test_meeting_mode_shows_no_teacher_or_coach_name_no_note_and_suppresses_smal
     again.selectbox(key="hm_rows").select("teacher").run()
     again.toggle(key="hm_meeting").set_value(True).run()
     assert heatmap_spec(again)["data"][0]["y"] == labels
+
+
+@pytest.mark.parametrize("rows", ["teacher", "coach"])
+def test_switching_on_meeting_mode_after_opening_a_cell_leaves_no_real_name_on_screen(site, rows):
+    at = open_page(site["leader"].id)
+    at.selectbox(key="hm_rows").select(rows).run()
+    at.multiselect[0].select(site["school"].id).run()  # Filters -> School, as in the QA run
+    person = site["teachers"][0] if rows == "teacher" else site["coach"]
+    cell_box(at).set_value((person.id, "CR")).run()
+    box = cell_box(at)
+    before = (box.id, box.options[box.index])
+    assert before[1] == f"{person.name if rows == 'teacher' else COACHES[0]} · Culture & Routines"
+    assert TEACHERS[0] in screen_text(at)  # the check below can fail: the open cell lists Priya
+    at.toggle(key="hm_meeting").set_value(True).run()
+    assert not at.exception
+    on_screen = f"{screen_text(at)}\n{shown_in_browser(before, cell_box(at))}"
+    for name in TEACHERS + COACHES:
+        assert name not in on_screen, name
+
+
+def test_meeting_mode_offers_no_cell_under_the_minimum_and_says_when_all_are_hidden(site):
+    at = open_page(site["leader"].id)
+    at.selectbox(key="hm_rows").select("teacher").run()
+    at.toggle(key="hm_meeting").set_value(True).run()
+    with Session(get_engine()) as s:
+        salt = anonymise.meeting_salt(session=s)
+    priya = anonymise.label_for(site["teachers"][0].id, "Teacher", salt)
+    # Only Priya has >= 3 observations; Marcus's (2) and Hannah's (1) cells are blank on the chart.
+    assert cell_box(at).options == [f"{priya} · Culture & Routines", f"{priya} · Engagement"]
+    assert any(f"fewer than {anonymise.MIN_OBS} observations" in c.value for c in at.caption)
+    # October: only Marcus (2) and Hannah (1), so every cell is hidden and the chart is blank.
+    at.date_input(key="hm_window").set_value((date(2025, 10, 1), date(2025, 10, 31))).run()
+    assert not at.exception
+    texts = [t for row in heatmap_spec(at)["data"][0]["text"] for t in row if t]
+    assert texts and set(texts) == {f"n<{anonymise.MIN_OBS}"}
+    box = cell_box(at)
+    assert box is None or box.options == []
+    assert not at.dataframe
+    assert any(f"fewer than {anonymise.MIN_OBS} observations" in i.value for i in at.info)
 
 
 def test_a_new_observation_shows_on_the_next_refresh(site):
