@@ -1,6 +1,8 @@
 """My coaching (teacher): my observations with scores, evidence and debrief notes, my action
 steps with their history, acknowledgement with a reflection, and a printable summary."""
 
+import re
+
 import streamlit as st
 
 from coaching import access, steps
@@ -11,6 +13,24 @@ from ui.guard import guard
 
 user = guard(__file__)
 ss = st.session_state
+# Where the domain names the revisiting observation by id: "observation 12: note", "... (observation 12)".
+OBSERVATION_ID = re.compile(r"^observation \d+|(?<=\()observation \d+(?=\)$)")
+
+
+def history_rows(history: list[dict]) -> list[dict]:
+    """A step's history for its teacher: the assignment is already in the caption, and revisits are
+    named by the date of their observation (an internal id means nothing to a teacher)."""
+    rows = []
+    for h in history:
+        if h["kind"] == "state" and h["what"] == "new -> open":
+            continue
+        day = obs.local_text(h["at"])[:10]
+        what = f"revisit: {h['what']}" if h["kind"] == "revisit" else h["what"]
+        detail = OBSERVATION_ID.sub(f"observation of {day}", h["cause"], count=1)
+        rows.append({"When": day, "What": what, "Detail": detail})
+    return rows
+
+
 st.title("My coaching")
 if flash := ss.pop("my_coaching_flash", None):
     st.success(flash)
@@ -39,7 +59,11 @@ else:
     st.caption(f"{v['block']} · {v['duration_min']} min · observed by {v['observer']}")
     st.dataframe(
         [
-            {"Domain": x["domain"], "Score": x["score"], "Evidence": x["evidence"]}
+            {
+                "Domain": x["domain"],
+                "Score": "not observed" if x["score"] is None else str(x["score"]),
+                "Evidence": x["evidence"],
+            }
             for x in v["scores"]
             if x["score"] or x["evidence"]
         ],
@@ -80,12 +104,9 @@ for step in my_steps:
         st.caption(
             f"Assigned {obs.local_text(step['assigned_at'])[:10]} · check back by {step['check_back_on']}"
         )
-        st.dataframe(
-            [
-                {"When": obs.local_text(h["at"])[:10], "What": h["what"], "Detail": h["cause"]}
-                for h in step["history"]
-            ],
-            hide_index=True,
-        )
+        if not any(h["kind"] == "revisit" for h in step["history"]):
+            st.caption("No revisits yet.")
+        if rows := history_rows(step["history"]):
+            st.dataframe(rows, hide_index=True)
 if not my_steps:
     st.caption("No action steps yet.")

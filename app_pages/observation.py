@@ -16,8 +16,11 @@ user = guard(__file__)
 ss = st.session_state
 RATINGS = {"Not yet": "not_yet", "Partial": "partial", "Implemented": "implemented"}
 st.title("Observation")
+# One slot whether or not there is news: a success shown only on the next run would shift every
+# element below it by one, and the browser would then remount (and collapse) an open expander.
+news = st.empty()
 if flash := ss.pop("observation_flash", None):
-    st.success(flash)
+    news.success(flash)
 
 with get_session() as s:
     items = obs.list_observations(session=s, user=user, limit=500)
@@ -32,13 +35,19 @@ if wanted and wanted.isdigit() and int(wanted) in labels and ss.get("observation
 oid = st.selectbox("Observation", list(labels), format_func=labels.get, key="observation_pick")
 
 
-def act(fn, message, **kw):
-    """Run one coaching write; show its error, or rerun with a success message."""
+def section(label: str, **kw):
+    """An expander and, below it, the slot for its actions' errors: outside, so that a collapsed
+    expander cannot hide an error, and always there, so that an error shifts nothing below."""
+    return st.expander(label, **kw), st.empty()
+
+
+def act(fn, message, slot, **kw):
+    """Run one coaching write; show its error in `slot`, or rerun with a success message."""
     try:
         with get_session() as s:
             fn(session=s, by=user, **kw)
     except CoachloopError as exc:
-        st.error(str(exc))
+        slot.error(str(exc))
     else:
         ss["observation_flash"] = message
         st.rerun()
@@ -53,7 +62,14 @@ with get_session() as s:
 st.subheader(v["teacher"])
 st.caption(f"{v['observed_at_local']} · {v['block']} · {v['duration_min']} min · by {v['observer']}")
 st.dataframe(
-    [{"Domain": x["domain"], "Score": x["score"], "Evidence": x["evidence"]} for x in v["scores"]],
+    [
+        {
+            "Domain": x["domain"],
+            "Score": "not observed" if x["score"] is None else str(x["score"]),
+            "Evidence": x["evidence"],
+        }
+        for x in v["scores"]
+    ],
     hide_index=True,
 )
 st.markdown(
@@ -73,7 +89,8 @@ if v["acknowledged_at"]:
 if user.role not in ("coach", "admin"):
     st.stop()
 
-with st.expander("Log debrief", expanded=not v["debriefed_at"]), st.form("debrief"):
+box, slot = section("Log debrief", expanded=not v["debriefed_at"])
+with box, st.form("debrief"):
     now = datetime.now(school_tz()).replace(second=0, microsecond=0, tzinfo=None)
     left, right = st.columns(2)
     day = left.date_input("Debrief date", value=now.date())
@@ -83,13 +100,15 @@ with st.expander("Log debrief", expanded=not v["debriefed_at"]), st.form("debrie
         act(
             obs.log_debrief,
             "Debrief logged.",
+            slot,
             observation_id=oid,
             debriefed_at=datetime.combine(day, at),
             notes=notes,
         )
 
 if base is not None:
-    with st.expander("Edit observation"), st.form("edit"):
+    box, slot = section("Edit observation")
+    with box, st.form("edit"):
         for x in v["scores"]:
             cur = base.scores.get(x["code"])
             base.scores[x["code"]] = st.segmented_control(
@@ -105,9 +124,10 @@ if base is not None:
         if st.form_submit_button("Save changes"):
             base.scores = {c: int(x) if x else None for c, x in base.scores.items()}
             base.revisits = {k: RATINGS[x] for k, x in base.revisits.items() if x}
-            act(obs.update_observation, "Observation updated.", observation_id=oid, draft=base)
+            act(obs.update_observation, "Observation updated.", slot, observation_id=oid, draft=base)
 
-with st.expander(f"Action steps of {v['teacher']}"):
+box, slot = section(f"Action steps of {v['teacher']}")
+with box:
     for step in open_steps:
         st.markdown(
             f"**{step['title']}** · {step['state']} · {step['days_open']} days · check back {step['check_back_on']}"
@@ -115,18 +135,19 @@ with st.expander(f"Action steps of {v['teacher']}"):
         left, right = st.columns(2)
         reason = left.text_input(f"Reason to drop: {step['title']}", key=f"reason_{step['id']}")
         if right.button("Drop step", key=f"drop_{step['id']}"):
-            act(steps.drop_step, "Step dropped.", step_id=step["id"], reason=reason)
+            act(steps.drop_step, "Step dropped.", slot, step_id=step["id"], reason=reason)
         if step["state"] == "open" and right.button("Mark mastered", key=f"master_{step['id']}"):
-            act(steps.mark_mastered, "Step marked mastered.", step_id=step["id"])
+            act(steps.mark_mastered, "Step marked mastered.", slot, step_id=step["id"])
     if not open_steps:
         st.caption("No open or mastered steps.")
 
-with st.expander("Coaching goal"):
+box, slot = section("Coaching goal")
+with box:
     if goal is not None:
         st.markdown(f"**Current goal** (since {goal.set_on}): {goal.text}")
         if st.button("Close goal", key="close_goal"):
-            act(steps.close_goal, "Goal closed.", goal_id=goal.id)
+            act(steps.close_goal, "Goal closed.", slot, goal_id=goal.id)
     with st.form("goal"):
         text = st.text_input("New goal")
         if st.form_submit_button("Set goal"):
-            act(steps.set_goal, "Goal set.", teacher_id=v["teacher_id"], text=text)
+            act(steps.set_goal, "Goal set.", slot, teacher_id=v["teacher_id"], text=text)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, delete, select
 from streamlit.testing.v1 import AppTest
 
-from coaching.observations import log_debrief, record_observation
+from coaching.observations import local_text, log_debrief, record_observation
 from db.engine import get_engine
-from db.models import Observation
+from db.models import Observation, StepEvent
 from tests._observe_helpers import assign, days_ago, draft, world
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -195,3 +196,43 @@ def test_leaders_see_the_observation_without_private_notes_or_edit_controls(w, s
     at = _observation_page(w.leader.id, oid)
     assert "Student J." not in _text(at)
     assert "Save changes" not in [b.label for b in at.button]
+
+
+def _step_box(at: AppTest, title: str):
+    return next(x for x in at.expander if x.label.startswith(f"{title} · "))
+
+
+def test_a_teachers_step_history_names_observations_by_date_not_by_internal_id(w, records):
+    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    box = _step_box(at, "Wait three seconds")
+    history = str(box.dataframe[0].value.to_dict())
+    assert f"observation of {local_text(days_ago(5))[:10]}" in history
+    assert not re.search(r"observation \d", _text(at)), _text(at)
+
+
+@pytest.mark.parametrize("with_events", [True, False], ids=["assigned-event", "no-events-as-in-the-demo"])
+def test_a_step_without_revisits_reads_no_revisits_yet_instead_of_an_empty_table(
+    w, sqlite_session, with_events
+):
+    (step,) = assign(sqlite_session, w.coach, w.teacher.id, days_ago(2), "Scan the room")
+    if not with_events:
+        sqlite_session.exec(delete(StepEvent).where(StepEvent.step_id == step.id))
+        sqlite_session.commit()
+    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    box = _step_box(at, "Scan the room")
+    assert "No revisits yet." in [c.value for c in box.caption]
+    assert not box.dataframe
+
+
+def test_a_domain_with_evidence_but_no_score_reads_not_observed_for_the_teacher(w, sqlite_session):
+    record_observation(
+        session=sqlite_session,
+        draft=draft(w.teacher.id, days_ago(1), scores={"CR": 2}, evidence={"EN": "Hands up only"}),
+        by=w.coach,
+    )
+    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    table = at.dataframe[0].value
+    assert dict(zip(table["Domain"], table["Score"], strict=True)) == {
+        "Culture & Routines": "2",
+        "Engagement": "not observed",
+    }
