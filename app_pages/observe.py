@@ -63,7 +63,7 @@ if ss.get(P + "teacher") not in teachers:
     ss.pop(P + "teacher", None)
 if any(c not in library for c in ss.get(P + "lib") or []):  # a restored draft may name a retired step
     ss[P + "lib"] = [c for c in ss[P + "lib"] if c in library]
-if restored := ss.get("observe_restored"):
+if restored := ss.pop("observe_restored", None):  # said once, on the run that restored it
     st.info(f"Restored your unsaved draft from {restored}.", icon=":material/restore:")
 if offer := ss.get("observe_offer"):  # a draft of another teacher: kept until the coach decides
     st.info(f"You have an unsaved draft for {teachers.get(offer.get('teacher'), 'another teacher')}.")
@@ -84,12 +84,13 @@ if teacher_id is None:
     st.stop()
 
 now = datetime.now(school_tz()).replace(second=0, microsecond=0, tzinfo=None)
-ss.setdefault(P + "date", now.date())
-ss.setdefault(P + "time", now.time())
-ss.setdefault(P + "block", ctx["blocks"][0]["code"] if ctx["blocks"] else None)
-ss.setdefault(P + "duration", 15)
-left, right = st.columns(2)
 blocks = {b["code"]: b["name"] for b in ctx["blocks"]}
+# The form as it opened, kept for the generation: a draft is saved only once the form differs from it.
+first = {"date": now.date(), "time": now.time(), "block": next(iter(blocks), None), "duration": 15}
+first = ss.setdefault(f"observe_blank{gen}", first)
+for name, value in first.items():
+    ss.setdefault(P + name, value)
+left, right = st.columns(2)
 left.selectbox("Block", list(blocks), format_func=blocks.get, key=P + "block")
 right.number_input("Duration (min)", min_value=1, max_value=240, step=5, key=P + "duration")
 left.date_input("Date", key=P + "date", format="YYYY-MM-DD")
@@ -145,6 +146,12 @@ draft = obs.ObservationDraft(
     + ([obs.NewStep(custom_text=values["custom"])] if (values.get("custom") or "").strip() else []),
     client_token=ss[P + "token"],
 )
+blank = obs.ObservationDraft(
+    teacher_id=teacher_id,
+    block_code=first["block"] or "",
+    observed_at=datetime.combine(first["date"], first["time"]),
+    duration_min=first["duration"],
+)
 
 with get_session() as s:
     if save:
@@ -158,18 +165,22 @@ with get_session() as s:
         else:
             obs.clear_draft(session=s, by=user)
             ss.pop("observe_cap", None)
-            ss.pop("observe_restored", None)
             ss["observe_saved"] = (saved_obs.id, teachers[teacher_id].split(" (")[0])
             ss["observe_gen"] = gen + 1
             st.rerun()
     draft_payload = {k: (v.isoformat() if isinstance(v, (date, time)) else v) for k, v in values.items()}
     if draft_payload != ss.get("observe_last_draft") and not ss.get("observe_offer"):
-        obs.save_draft(session=s, by=user, payload=draft_payload)
+        if obs.has_input(draft, blank=blank):
+            obs.save_draft(session=s, by=user, payload=draft_payload)
+        else:  # nothing entered (or all of it undone): no draft worth offering back later
+            obs.clear_draft(session=s, by=user)
         ss["observe_last_draft"] = draft_payload
 
-    if cap_ids := ss.get("observe_cap"):
+    # Empty when mastering or dropping cannot make room (the message then asks for fewer new steps).
+    cap_ids = ss.get("observe_cap") or []
+    if droppable := [x for x in ctx["steps"] if x["id"] in cap_ids and x["state"] == "open"]:
         st.warning("Make room: mark an open step mastered, or drop it with a reason. Then save again.")
-        for step in [x for x in ctx["steps"] if x["id"] in cap_ids and x["state"] == "open"]:
+        for step in droppable:
             left, right = st.columns(2)
             left.markdown(f"**{step['title']}** · open {step['days_open']} days")
             reason = right.text_input(f"Reason to drop: {step['title']}", key=f"drop_reason_{step['id']}")

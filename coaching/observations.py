@@ -263,21 +263,57 @@ def _open_steps(session: Session, teacher_id: int) -> list[ActionStep]:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _cap_reached(name: str, open_now: list[ActionStep], draft: ObservationDraft, cap: int) -> StepCapReached:
+    """The cap error, saying what would actually get the save under the cap. `open_step_ids` are
+    the steps the coach may master or drop to make room; it is empty when that cannot help."""
+    # A step this save rates Partial or Not yet stays open: mastering it would contradict the
+    # rating and dropping it would refuse the revisit, so it cannot make room.
+    kept = {s.id for s in open_now if s.id in draft.revisits}
+    new = len(draft.new_steps)
+    room = max(cap - len(kept), 0)
+    if new > room:
+        limit = f"the limit is {_count(cap, 'open step')}"
+        if kept:
+            verb = "stays" if len(kept) == 1 else "stay"
+            limit += f", and the {_count(len(kept), 'step')} rated in this observation {verb} open"
+        if room == 0:
+            return StepCapReached(
+                f"No new step can be assigned to {name} now ({limit}). "
+                "Remove the new steps, then save again.",
+                open_step_ids=[],
+            )
+        return StepCapReached(
+            f"At most {_count(room, 'new step')} can be assigned to {name} at once ({limit}); "
+            f"this observation adds {new}. Remove at least {new - room} of them, then save again.",
+            open_step_ids=[],
+        )
+    excess = len(open_now) + new - cap
+    titles = "; ".join(f"“{s.title}”" for s in open_now)
+    fix = (
+        "Mark one mastered or drop it (with a reason)"
+        if excess == 1
+        else f"Mark {excess} of them mastered or drop them (with a reason)"
+    )
+    return StepCapReached(
+        f"{name} already has {_count(len(open_now), 'open step')} ({titles}); with {new} more that "
+        f"would exceed the limit of {cap}. {fix}, or assign fewer new steps; then save again.",
+        open_step_ids=[s.id for s in open_now if s.id not in kept],
+    )
+
+
 def _assign_new_steps(
     session: Session, obs: Observation, draft: ObservationDraft, c: _Checked, by: User
 ) -> list[ActionStep]:
     if not draft.new_steps:
         return []
-    open_now = _open_steps(session, obs.teacher_id)
+    open_now = _open_steps(session, obs.teacher_id)  # after this save's revisits were replayed
     cap = get_settings().open_step_cap
     if len(open_now) + len(draft.new_steps) > cap:
-        titles = "; ".join(f"“{s.title}”" for s in open_now)
-        raise StepCapReached(
-            f"{c.teacher.name} already has {len(open_now)} open step(s) ({titles}); with "
-            f"{len(draft.new_steps)} more that would exceed the limit of {cap}. "
-            "Mark one mastered or drop it (with a reason), then save again.",
-            open_step_ids=[s.id for s in open_now],
-        )
+        raise _cap_reached(c.teacher.name, open_now, draft, cap)
     default_back = local_date(obs.observed_at) + timedelta(days=get_settings().check_back_days)
     created = []
     for new in draft.new_steps:
@@ -333,6 +369,17 @@ def _snapshot(draft: ObservationDraft, observed_at: datetime) -> dict[str, Any]:
         "notes_private": draft.notes_private,
         "revisits": {str(k): v for k, v in sorted(draft.revisits.items())},
     }
+
+
+def has_input(draft: ObservationDraft, *, blank: ObservationDraft) -> bool:
+    """True when the form holds something beyond `blank` (the form as it opened): a score, evidence,
+    notes, a revisit, a new step, or another block, time or duration. The teacher alone is not."""
+
+    def entered(d: ObservationDraft) -> tuple:
+        notes = {k: v.strip() for k, v in sorted(d.revisit_notes.items()) if v and v.strip()}
+        return _snapshot(d, d.observed_at), d.new_steps, notes
+
+    return entered(draft) != entered(blank)
 
 
 def record_observation(*, session: Session, draft: ObservationDraft, by: User) -> Observation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import timedelta
@@ -192,6 +193,64 @@ def test_the_fourth_open_step_is_refused_with_the_open_step_ids_and_nothing_is_w
     assert sorted(exc.value.open_step_ids) == sorted(s.id for s in steps)
     assert "mark one mastered or drop it" in str(exc.value).lower()
     assert counts(session) == before
+
+
+FIVE_NEW = [NewStep(library_code=f"CR-{i}") for i in range(1, 5)] + [NewStep(custom_text="Narrate first")]
+
+
+@pytest.mark.parametrize("already_open", [0, 2])
+def test_more_new_steps_than_the_cap_ask_for_fewer_new_steps_and_offer_nothing_to_drop(
+    session, w, already_open
+):
+    assign(session, w.coach, w.teacher.id, days_ago(10), *["Old"] * already_open)
+    before = counts(session)
+    with pytest.raises(StepCapReached) as exc:
+        record_observation(
+            session=session, draft=draft(w.teacher.id, days_ago(1), new_steps=FIVE_NEW), by=w.coach
+        )
+    message = str(exc.value)
+    assert "At most 3 new steps can be assigned to Tess Teacher at once" in message
+    assert "Remove at least 2 of them" in message
+    assert "already has" not in message and "mastered" not in message
+    assert exc.value.open_step_ids == []  # mastering or dropping cannot make room
+    assert counts(session) == before
+
+
+def test_the_cap_message_asks_to_free_as_many_steps_as_are_over_the_limit(session, w):
+    steps = assign(session, w.coach, w.teacher.id, days_ago(10), "One", "Two")
+    with pytest.raises(StepCapReached) as exc:
+        assign(session, w.coach, w.teacher.id, days_ago(1), "Three", "Four", "Five")
+    assert "already has 2 open steps (“One”; “Two”)" in str(exc.value)
+    assert "Mark 2 of them mastered or drop them" in str(exc.value)
+    assert sorted(exc.value.open_step_ids) == sorted(s.id for s in steps)
+
+
+def test_steps_rated_not_yet_in_the_same_save_stay_open_and_shrink_the_room_for_new_steps(session, w):
+    steps = assign(session, w.coach, w.teacher.id, days_ago(10), "One", "Two", "Three")
+    rated = {steps[0].id: "partial", steps[1].id: "not_yet"}
+    with pytest.raises(StepCapReached) as exc:
+        revisit(session, w.coach, w.teacher.id, days_ago(1), rated, new_steps=FIVE_NEW[:2])
+    assert "At most 1 new step can be assigned" in str(exc.value)
+    assert "the 2 steps rated in this observation stay open" in str(exc.value)
+    assert exc.value.open_step_ids == []
+    # One new step fits once the third (unrated) step is freed: only that one is offered.
+    with pytest.raises(StepCapReached) as exc:
+        revisit(session, w.coach, w.teacher.id, days_ago(1), rated, new_steps=FIVE_NEW[:1])
+    assert "mark one mastered or drop it" in str(exc.value).lower()
+    assert exc.value.open_step_ids == [steps[2].id]
+
+
+def test_steps_mastered_in_the_same_save_leave_room_for_as_many_new_steps(session, w):
+    steps = assign(session, w.coach, w.teacher.id, days_ago(10), "One", "Two", "Three")
+    obs = revisit(
+        session,
+        w.coach,
+        w.teacher.id,
+        days_ago(1),
+        {s.id: "implemented" for s in steps},
+        new_steps=FIVE_NEW[:3],
+    )
+    assert len(session.exec(select(ActionStep).where(ActionStep.observation_id == obs.id)).all()) == 3
 
 
 def test_a_step_mastered_in_the_same_observation_frees_a_slot(session, w):
@@ -412,6 +471,27 @@ def test_a_draft_is_kept_per_coach_and_cleared(session, w):
     obs_mod.clear_draft(session=session, by=w.coach)
     assert obs_mod.load_draft(session=session, by=w.coach) is None
     assert obs_mod.load_draft(session=session, by=w.admin)["notes"] == "admin's"
+
+
+@pytest.mark.parametrize(
+    ("change", "entered"),
+    [
+        ({}, False),  # the teacher alone
+        ({"scores": {"CR": None}, "evidence": {"CR": "  "}, "notes": " "}, False),  # blanks only
+        ({"scores": {"CR": 2}}, True),
+        ({"evidence": {"CR": "Entry took four minutes"}}, True),
+        ({"notes": "Half a thought"}, True),
+        ({"revisits": {1: "partial"}}, True),
+        ({"new_steps": [NewStep(library_code="CR-1")]}, True),
+        ({"block_code": "SG"}, True),
+        ({"observed_at": days_ago(2)}, True),
+        ({"duration_min": 20}, True),
+    ],
+)
+def test_a_form_has_input_only_once_something_beyond_its_defaults_is_entered(change, entered):
+    blank = draft(1, days_ago(1), scores={})
+    form = dataclasses.replace(blank, **change)
+    assert obs_mod.has_input(form, blank=blank) is entered
 
 
 def test_the_form_context_lists_the_caseload_first_and_the_library_by_need(session, w):

@@ -150,6 +150,60 @@ def test_the_cap_is_explained_and_a_step_can_be_marked_mastered_to_make_room(w, 
     assert _count(Observation) == 2
 
 
+@pytest.mark.parametrize("already_open", [0, 1])
+def test_more_new_steps_than_the_cap_are_refused_plainly_with_no_make_room_list(
+    w, sqlite_session, already_open
+):
+    assign(sqlite_session, w.coach, w.teacher.id, days_ago(10), *["Old"] * already_open)
+    before = _count(Observation)
+    at = _open(w.coach.id, w.teacher.id)
+    _fill(at)
+    lib = at.multiselect(key="obs0_lib")
+    for option in lib.options[:4]:
+        lib.select(option)
+    at.text_area(key="obs0_custom").input("Narrate the positive first").run()
+    _button(at, "Save observation").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("At most 3 new steps can be assigned to Tess Teacher at once" in e for e in errors), errors
+    assert not any("already has" in e for e in errors), errors
+    assert not any("Make room" in x.value for x in at.warning)
+    assert "Mark mastered" not in [b.label for b in at.button]
+    assert _count(Observation) == before
+    assert len(at.multiselect(key="obs0_lib").value) == 4  # the form kept its values
+
+
+def test_picking_a_teacher_alone_saves_no_draft_but_a_score_does(w):
+    at = _open(w.coach.id, w.teacher.id)  # from the caseload
+    picked = _open(w.coach.id)
+    picked.selectbox(key="obs0_teacher").select(w.teacher.id).run()
+    assert not at.exception and not picked.exception
+    with Session(get_engine()) as s:
+        assert s.get(DraftRow, w.coach.id) is None
+    assert not any("Restored your unsaved draft" in i.value for i in _open(w.coach.id).info)
+    _seg(at, "Engagement").set_value("3").run()
+    with Session(get_engine()) as s:
+        assert '"score_EN": "3"' in s.get(DraftRow, w.coach.id).payload
+
+
+def test_undoing_every_entry_forgets_the_draft(w):
+    at = _open(w.coach.id, w.teacher.id)
+    _seg(at, "Engagement").set_value("3").run()
+    _seg(at, "Engagement").set_value(None).run()
+    with Session(get_engine()) as s:
+        assert s.get(DraftRow, w.coach.id) is None
+
+
+def test_the_restored_draft_notice_is_shown_once(w):
+    _fill(_open(w.coach.id, w.teacher.id))
+    reloaded = _open(w.coach.id)
+    assert any("Restored your unsaved draft" in i.value for i in reloaded.info)
+    _seg(reloaded, "Engagement").set_value("4").run()
+    assert not reloaded.exception
+    assert not any("Restored your unsaved draft" in i.value for i in reloaded.info)
+    assert _seg(reloaded, "Culture & Routines").value == "2"  # the restored values stay
+
+
 def test_the_draft_survives_a_reload(w):
     at = _open(w.coach.id, w.teacher.id)
     _fill(at)
