@@ -10,13 +10,31 @@ from db import get_session
 from ui.auth import logout
 from ui.guard import guard
 
+KIND_NOUN = {"observations": "an observations file", "roster": "a roster"}
+KIND_HELP = {
+    "observations": "one row per observation: date, teacher, observer, a column per rubric domain",
+    "roster": "one row per teacher: teacher, school, grade (email, subject, coach optional)",
+}
+
+
+def switch_kind(kind: str) -> None:
+    st.session_state["imp_kind"] = kind
+
+
 user = guard(__file__)
 st.title("Import & export")
 tab_import, tab_export = st.tabs(["Import a spreadsheet", "Export & restore"])
 
 with tab_import:
-    kind = st.radio("The file holds", importer.KINDS[::-1], horizontal=True, key="imp_kind")
-    upload = st.file_uploader("CSV or Excel file", type=["csv", "xlsx"], key="imp_file")
+    kind = st.radio(
+        "**1. What does the file hold?**",
+        importer.KINDS[::-1],
+        captions=[KIND_HELP[k] for k in importer.KINDS[::-1]],
+        key="imp_kind",
+    )
+    upload = st.file_uploader("**2. The CSV or Excel file**", type=["csv", "xlsx"], key="imp_file")
+    if done := st.session_state.pop("imp_done", None):  # the import just applied, before the rerun
+        st.success(done)
     if upload is not None:
         try:
             with get_session() as session:
@@ -39,35 +57,48 @@ with tab_import:
                     kind=kind,
                     overrides=overrides,
                 )
-                s = plan.summary
-                cols = st.columns(4)
-                for col, (label, key) in zip(
-                    cols,
-                    [
-                        ("Rows", "rows"),
-                        ("To create", "create"),
-                        ("Already here", "exists"),
-                        ("Problems", "problems"),
-                    ],
-                    strict=True,
-                ):
-                    col.metric(label, s[key])
                 for note in plan.notes:
                     st.caption(note)
-                st.dataframe(plan.table(), hide_index=True, width="stretch")
-                if plan.problems:
+                if plan.file_problems:
+                    others = importer.other_kinds_that_fit(list(df.columns), session, kind)
                     st.error(
-                        f"{len(plan.problems)} problems: fix these rows in the file and upload it again."
+                        f"This file does not read as {KIND_NOUN[kind]}: {'; '.join(plan.file_problems)}."
+                        + "".join(f" Its columns fit {KIND_NOUN[k]}: choose {k!r} above." for k in others)
                     )
-                elif st.button(
-                    f"Import {s['create']} row{'s' if s['create'] != 1 else ''}",
-                    type="primary",
-                    disabled=not s["create"],
-                ):
-                    result = importer.apply_import(session=session, user=user, plan=plan)
-                    st.success(importer.describe_result(result))
-                elif not s["create"]:
-                    st.info("Everything in this file is already here; importing it again creates nothing.")
+                    for other in others:
+                        st.button(f"Read it as {KIND_NOUN[other]}", on_click=switch_kind, args=(other,))
+                if plan.rows or not plan.file_problems:  # none are read when a needed column is missing
+                    s = plan.summary
+                    cols = st.columns(4)
+                    for col, (label, key) in zip(
+                        cols,
+                        [
+                            ("Rows", "rows"),
+                            ("To create", "create"),
+                            ("Already here", "exists"),
+                            ("Problems", "problems"),
+                        ],
+                        strict=True,
+                    ):
+                        col.metric(label, s[key])
+                    st.dataframe(plan.table(), hide_index=True, width="stretch")
+                    if plan.problems:  # whole-file ones are said above
+                        if row_problems := len(plan.problems) - len(plan.file_problems):
+                            st.error(
+                                f"{row_problems} problems: fix these rows in the file and upload it again."
+                            )
+                    elif not s["create"]:
+                        st.info(
+                            "Everything in this file is already here; importing it again creates nothing."
+                        )
+                    elif st.button(
+                        f"Import {s['create']} row{'s' if s['create'] != 1 else ''}", type="primary"
+                    ):
+                        result = importer.apply_import(session=session, user=user, plan=plan)
+                        # Rerun so the counts and table are planned afresh (now "already here"), not
+                        # the plan just applied; the result is shown above them.
+                        st.session_state["imp_done"] = importer.describe_result(result)
+                        st.rerun()
         except CoachloopError as exc:
             st.error(str(exc))
 

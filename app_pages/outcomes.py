@@ -1,6 +1,8 @@
 """Program outcomes: every DOMAIN.md figure for a window, overall and by school (one implementation:
 coaching.metrics, shared with the CLI)."""
 
+from datetime import date
+
 import streamlit as st
 
 from coaching import access, charts, heatmap, metrics
@@ -8,13 +10,42 @@ from coaching.errors import CoachloopError
 from db import get_session
 from ui.guard import guard
 
+# (figure, label, format) for the cards and the by-school table alike; "a.b" is figures["a"]["b"].
+# Formats are st.column_config's: shares show as percentages, scores to 2 decimals.
+FIGURES = [
+    ("observations", "Observations", "localized"),
+    ("teachers_observed", "Teachers observed", "localized"),
+    ("action_steps", "Action steps", "localized"),
+    ("steps_per_teacher", "Steps per teacher", "%.1f"),
+    ("start_score", "Start score", "%.2f"),
+    ("end_score", "End score", "%.2f"),
+    ("gain", "Gain", "%.2f"),
+    ("relative_gain", "Relative gain", "percent"),
+    ("sustained_coaching_share", "Sustained coaching", "percent"),
+    ("stick_rate", "Stick rate", "percent"),
+    ("effort_need_spearman", "Effort vs need (Spearman)", "%.2f"),
+    ("feedback_latency_median_h", "Feedback latency (median)", "%.1f h"),
+    ("feedback_within_48h_share", "Debriefed within 48 h", "percent"),
+    ("coverage.due", "Teachers due", "localized"),
+    ("coverage.overdue", "Teachers overdue", "localized"),
+    ("coverage.share_not_overdue", "Coverage", "percent"),
+]
 
-def pct(x):
-    return "–" if x is None else f"{x:.1%}"
+
+HELP = {"coverage.share_not_overdue": "Share of active teachers not overdue for an observation."}
 
 
-def num(x, digits=2, unit=""):
-    return "–" if x is None else f"{x:.{digits}f}{unit}"
+def card(figures: dict, key: str, fmt: str) -> str:
+    value = figures
+    for part in key.split("."):
+        value = value[part]
+    if value is None:
+        return "–"
+    if fmt == "localized":
+        return f"{value:,}"
+    if fmt == "percent":
+        return f"{value:.1%}"
+    return fmt % value
 
 
 user = guard(__file__)
@@ -37,35 +68,29 @@ with get_session() as session:
         st.stop()
 
 st.caption(f"{start:%d %b %Y} to {end:%d %b %Y}, school-local dates inclusive. Definitions: DOMAIN.md.")
-cov = overall["coverage"]
-cards = [
-    ("Observations", f"{overall['observations']:,}"),
-    ("Teachers observed", f"{overall['teachers_observed']:,}"),
-    ("Action steps", f"{overall['action_steps']:,}"),
-    ("Steps per teacher", num(overall["steps_per_teacher"], 1)),
-    ("Start score", num(overall["start_score"])),
-    ("End score", num(overall["end_score"])),
-    ("Gain", num(overall["gain"])),
-    ("Relative gain", pct(overall["relative_gain"])),
-    ("Sustained coaching", pct(overall["sustained_coaching_share"])),
-    ("Stick rate", pct(overall["stick_rate"])),
-    ("Effort vs need (Spearman)", num(overall["effort_need_spearman"])),
-    ("Feedback latency (median)", num(overall["feedback_latency_median_h"], 1, " h")),
-    ("Debriefed within 48 h", pct(overall["feedback_within_48h_share"])),
-    ("Teachers due", f"{cov['due']:,}"),
-    ("Teachers overdue", f"{cov['overdue']:,}"),
-    ("Coverage (not overdue)", pct(cov["share_not_overdue"])),
-]
-for i in range(0, len(cards), 4):
-    for col, (label, value) in zip(st.columns(4), cards[i : i + 4], strict=False):
-        col.metric(label, value)
+# Coverage is counted on one day: the window's end, or today while the window runs. Say which, so a
+# past year's figure does not read as today's.
+as_of = f"as of {date.fromisoformat(overall['coverage']['as_of']):%d %b %Y}"
+labels = {k: f"{label} {as_of}" if k.startswith("coverage.") else label for k, label, _ in FIGURES}
+for i in range(0, len(FIGURES), 4):
+    for col, (key, _, fmt) in zip(st.columns(4), FIGURES[i : i + 4], strict=False):
+        col.metric(labels[key], card(overall, key, fmt), help=HELP.get(key))
 
 left, right = st.columns(2)
 with left:
     st.subheader("Domains, strongest to weakest")
     ranked = charts.ranked_domains(overall["domain_means"])
     st.plotly_chart(charts.domain_bar(overall["domain_means"]), key="oc_domains")
-    st.dataframe(ranked, hide_index=True)
+    st.dataframe(
+        ranked,
+        hide_index=True,
+        column_order=["rank", "domain", "mean"],
+        column_config={
+            "rank": st.column_config.NumberColumn("Rank", format="%d"),
+            "domain": st.column_config.TextColumn("Domain"),
+            "mean": st.column_config.NumberColumn("Mean score", format="%.2f"),
+        },
+    )
 with right:
     st.subheader("Effort follows need")
     st.caption("Each dot is a teacher: first observation score against observations received.")
@@ -73,7 +98,22 @@ with right:
 
 st.subheader("By school")
 table = charts.figures_table(by_school)
-st.dataframe(table, hide_index=True, key="oc_by_school")
+# Shown: the school's name, the figures as on the cards, then its domain means; not the ids, the
+# window (the caption says it) or the means by code (the same numbers again).
+config = {"school": st.column_config.TextColumn("School")}
+config |= {k: st.column_config.NumberColumn(labels[k], format=fmt, help=HELP.get(k)) for k, _, fmt in FIGURES}
+config |= {
+    c: st.column_config.NumberColumn(c.removeprefix("domain_means."), format="%.2f")
+    for c in table.columns
+    if c.startswith("domain_means.")
+}
+st.dataframe(
+    table,
+    hide_index=True,
+    key="oc_by_school",
+    column_order=[c for c in config if c in table.columns],
+    column_config={c: v for c, v in config.items() if c in table.columns},
+)
 overall_table = charts.figures_table([{"school": "All selected", **overall}])
 d = st.columns(4)
 d[0].download_button(

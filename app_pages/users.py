@@ -11,6 +11,7 @@ from ui.guard import guard
 
 user = guard(__file__)
 st.title("Users")
+NEW_USER_FIELDS = ("new_username", "new_name", "new_role", "new_schools", "new_password")
 
 with get_session() as session:
     schools = {s.name: s.id for s in admin.all_schools(session=session, by=user)}
@@ -19,16 +20,25 @@ with get_session() as session:
     )
     try:
         with accounts:
-            with st.form("create_user", clear_on_submit=True):
+            if created := st.session_state.pop("created_account", None):  # set before the rerun below
+                st.success(f"Created {created['username']}.")
+                if created["shown"]:
+                    st.code(created["shown"], language=None)
+                    st.caption("Shown once: pass it on now. They choose their own at first sign-in.")
+            # Not clear_on_submit: a refused name stays in the form to be corrected; a created
+            # account empties it (the keys are dropped before the rerun).
+            with st.form("create_user"):
                 st.subheader("New user")
                 c1, c2, c3 = st.columns(3)
-                username = c1.text_input("New username")
-                name = c2.text_input("Full name")
-                role = c3.selectbox("Role", ROLES, index=2)
-                picked = st.multiselect("Schools (leaders and coaches)", list(schools))
-                password = st.text_input("Password (empty: generate one)", type="password")
+                username = c1.text_input("New username", key="new_username")
+                c1.caption("Letters a-z, digits and . _ - @ (no spaces).")
+                name = c2.text_input("Full name", key="new_name")
+                role = c3.selectbox("Role", ROLES, index=2, key="new_role")
+                picked = st.multiselect("Schools (leaders and coaches)", list(schools), key="new_schools")
+                password = st.text_input(
+                    "Password (empty: generate one)", type="password", key="new_password"
+                )
                 if st.form_submit_button("Create user"):
-                    ids = [schools[n] for n in picked]
                     new, shown = admin.create_account(
                         session=session,
                         by=user,
@@ -36,12 +46,12 @@ with get_session() as session:
                         display_name=name,
                         role=role,
                         password=password,
-                        school_ids=ids,
+                        school_ids=[schools[n] for n in picked],
                     )
-                    st.success(f"Created {new.username}.")
-                    if shown:
-                        st.code(shown, language=None)
-                        st.caption("Shown once: pass it on now. They choose their own at first sign-in.")
+                    st.session_state["created_account"] = {"username": new.username, "shown": shown}
+                    for key in NEW_USER_FIELDS:
+                        st.session_state.pop(key, None)
+                    st.rerun()
             st.dataframe(admin.list_users(session=session, by=user), hide_index=True)
 
         with manage:
@@ -104,11 +114,14 @@ with get_session() as session:
                 teacher = st.selectbox("Teacher", list(tlabels), index=None, key="assign_teacher")
                 clabels = {"No coach": None, **{f"{c.display_name} ({c.username})": c.id for c in coaches}}
                 coach = st.selectbox("Coach", list(clabels))
-                if st.form_submit_button("Assign") and teacher:
-                    admin.assign_coach(
-                        session=session, by=user, teacher_id=tlabels[teacher], coach_id=clabels[coach]
-                    )
-                    st.success("Saved.")
+                if st.form_submit_button("Assign"):
+                    if not teacher:
+                        st.error("Pick a teacher to assign a coach to.")
+                    else:
+                        admin.assign_coach(
+                            session=session, by=user, teacher_id=tlabels[teacher], coach_id=clabels[coach]
+                        )
+                        st.success("Saved.")
 
         with deletion:
             st.warning(

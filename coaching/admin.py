@@ -17,7 +17,14 @@ from sqlmodel import Session, select
 from coaching import audit
 from coaching.access import require_role
 from coaching.errors import NotFound, ValidationError
-from coaching.users import create_user, generate_password, hash_password, revoke_cookies, validate_password
+from coaching.users import (
+    MAX_USERNAME_LENGTH,
+    create_user,
+    generate_password,
+    hash_password,
+    revoke_cookies,
+    validate_password,
+)
 from db.models import (
     ROLES,
     ActionStep,
@@ -152,7 +159,7 @@ def bulk_create_teacher_logins(*, session: Session, by: User, school_id: int | N
         name, n = base, 1
         while name in taken:
             n += 1
-            name = f"{base}{n}"
+            name = f"{base[: MAX_USERNAME_LENGTH - len(str(n))]}{n}"  # stays a valid username
         taken.add(name)
         plan.append((t, name, generate_password()))
     with ThreadPoolExecutor(max_workers=4) as pool:  # bcrypt releases the GIL

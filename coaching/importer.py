@@ -23,7 +23,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from coaching import access, audit
-from coaching.errors import ValidationError
+from coaching.errors import CoachloopError, ValidationError
 from coaching.settings import get_settings
 from coaching.timeutil import as_utc, local_date, month_key, school_tz
 from db.models import (
@@ -1001,3 +1001,19 @@ def plan_json(plan: ImportPlan) -> str:
     return json.dumps(
         {"summary": plan.summary, "problems": plan.problems, "notes": plan.notes}, default=str, sort_keys=True
     )
+
+
+def other_kinds_that_fit(headers: list[str], session: Session, kind: str) -> list[str]:
+    """The import kinds other than `kind` whose every needed column the headers hold (to suggest
+    the right kind when a file was uploaded as the wrong one)."""
+    out = []
+    for other in KINDS:
+        if other == kind:
+            continue
+        try:
+            read_as = propose_mapping(headers, session, other).roles.values()
+        except CoachloopError:  # e.g. no rubric yet: no observations import can fit
+            continue
+        if all(f in read_as for f in REQUIRED[other]):
+            out.append(other)
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import string
 from datetime import UTC, datetime
 
 import bcrypt
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
 MAX_FAILED_LOGINS = 5  # failures in a row before the account locks until an admin unlocks it
+MAX_USERNAME_LENGTH = 64
+# A safe set: it reads the same in a URL, a shell, a CSV and the audit log. It covers the demo's
+# "demo-coach1", bulk teacher logins ("maria.lopez2"), "deleted-12" and e-mail-style names.
+USERNAME_CHARS = "letters a-z, digits and . _ - @"
+_USERNAME_ALLOWED = frozenset(string.ascii_lowercase + string.digits + "._-@")
 
 
 class LoginRefused(PermissionDenied):
@@ -76,6 +82,25 @@ def normalise_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
+def validate_username(username: str) -> None:
+    """Raise ValidationError unless the (normalised) username is 1-64 of a-z 0-9 . _ - @, starting
+    with a letter or digit. Checked when an account is created; existing names are not re-checked."""
+    if not username:
+        raise ValidationError("The username is empty.", field="username")
+    if len(username) > MAX_USERNAME_LENGTH:
+        raise ValidationError(
+            f"The username is too long: at most {MAX_USERNAME_LENGTH} characters.", field="username"
+        )
+    bad = sorted({ch for ch in username if ch not in _USERNAME_ALLOWED})
+    if bad:
+        shown = ", ".join("a space" if ch == " " else repr(ch) for ch in bad)
+        raise ValidationError(
+            f"The username cannot contain {shown}. Use only {USERNAME_CHARS}.", field="username"
+        )
+    if not username[0].isalnum():
+        raise ValidationError("The username must start with a letter or a digit.", field="username")
+
+
 def validate_password(password: str) -> None:
     """Raise ValidationError for an empty or too-short password."""
     if not password or not password.strip():
@@ -113,6 +138,7 @@ def create_user(
     for name, value in (("username", username), ("display_name", display_name), ("email", email)):
         if any(ord(ch) < 32 for ch in value or ""):
             raise ValidationError(f"The {name.replace('_', ' ')} contains a control character.", field=name)
+    validate_username(username)
     if role not in ROLES:
         raise ValidationError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.", field="role")
     if not (display_name or "").strip():
@@ -321,6 +347,7 @@ __all__ = [
     "revoke_cookies",
     "set_password_on_server",
     "validate_password",
+    "validate_username",
 ]
 
 

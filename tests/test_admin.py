@@ -79,6 +79,53 @@ def test_an_admin_creates_a_user_with_a_generated_password_shown_once(session, o
     assert shown2 == "" and not again.must_change_password
 
 
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("bad user!", "cannot contain a space, '!'"),
+        ("josé", "cannot contain 'é'"),
+        ("a/b", "cannot contain '/'"),
+        ("<script>", "cannot contain '<', '>'"),
+        ("-rf", "must start with a letter or a digit"),
+        (".hidden", "must start with a letter or a digit"),
+        ("x" * 65, "at most 64 characters"),
+        ("   ", "is empty"),
+    ],
+)
+def test_a_username_outside_the_safe_characters_is_refused_with_a_clear_message(
+    session, org, username, message
+):
+    with pytest.raises(ValidationError, match=message) as refused:
+        admin.create_account(
+            session=session, by=org["boss"], username=username, display_name="Someone", role="coach"
+        )
+    assert refused.value.field == "username"
+    assert session.exec(select(func.count()).select_from(User)).one() == 4
+
+
+@pytest.mark.parametrize(
+    "username", ["demo-coach1", "maria.lopez2", "ana_b", "ana.lopez@example.org", "Mixed.Case", "x", "x" * 64]
+)
+def test_the_usernames_the_app_itself_makes_are_accepted(session, org, username):
+    new, _ = admin.create_account(
+        session=session, by=org["boss"], username=username, display_name="Someone", role="coach"
+    )
+    assert new.username == username.lower()
+
+
+def test_bulk_teacher_logins_stay_valid_usernames_for_long_and_odd_names(session, org):
+    factories.teacher(session, org["north"], name="Ünïcödé O'Brien-Smith  (Jr.)")
+    factories.teacher(session, org["north"], name="Ω")  # nothing ASCII left: "teacher"
+    for _ in range(2):
+        factories.teacher(session, org["north"], name="Long " * 20)
+    made = admin.bulk_create_teacher_logins(session=session, by=org["boss"])
+    names = sorted(made["username"])
+    assert "unicode.o.brien.smith.jr" in names and "teacher" in names
+    assert all(1 <= len(n) <= 64 for n in names) and len(set(names)) == 4
+    for name in names:
+        users.validate_username(name)
+
+
 def test_bulk_teacher_logins_are_made_from_names_with_unique_usernames(session, org):
     t1 = factories.teacher(session, org["north"], name="María López")
     t2 = factories.teacher(session, org["north"], name="Maria Lopez")
@@ -362,6 +409,33 @@ def test_the_users_page_creates_an_account_and_shows_its_password_once(admin_app
         assert users.authenticate(session=s, username="newbie", password=shown).must_change_password
     at.run()
     assert shown not in [c.value for c in at.code]
+
+
+def test_the_users_page_refuses_a_username_with_spaces_and_keeps_what_was_typed(admin_app):
+    at = _open("app_pages/users.py", admin_app["boss"])
+    at.text_input(key="new_username").input("bad user!")
+    at.text_input(key="new_name").input("Bad User")
+    next(b for b in at.button if b.label == "Create user").click().run()
+    assert not at.exception and not at.success
+    (error,) = [e.value for e in at.error]
+    assert "cannot contain a space, '!'" in error and "a-z" in error
+    assert at.text_input(key="new_username").value == "bad user!"
+    assert at.text_input(key="new_name").value == "Bad User"
+    with Session(get_engine()) as s:
+        assert users.find_user(s, "bad user!") is None
+    at.text_input(key="new_username").input("bad.user")
+    next(b for b in at.button if b.label == "Create user").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Created bad.user" in s.value for s in at.success)
+    assert at.text_input(key="new_username").value == ""  # a created account empties the form
+    assert at.text_input(key="new_name").value == ""
+
+
+def test_the_users_page_asks_for_a_teacher_when_assign_is_pressed_without_one(admin_app):
+    at = _open("app_pages/users.py", admin_app["boss"])
+    next(b for b in at.button if b.label == "Assign").click().run()
+    assert not at.exception and not at.success
+    assert [e.value for e in at.error] == ["Pick a teacher to assign a coach to."]
 
 
 def test_the_users_page_bulk_creates_teacher_logins(admin_app):

@@ -90,6 +90,42 @@ def test_the_page_imports_a_clean_file_once(page):
     assert _count(Observation) == 6
 
 
+def test_after_an_import_the_page_shows_the_result_and_a_fresh_plan_not_the_one_applied(page):
+    data = b"Teacher Name,School,Grade\nNew Teacher,Lincoln Elementary,K-2\n"
+    page.radio(key="imp_kind").set_value("roster").run()
+    at = _upload(page, "imp_file", "one_teacher.csv", data=data)
+    assert [m.value for m in at.metric] == ["1", "1", "0", "0"]
+    at = next(b for b in at.button if b.label == "Import 1 row").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Created 1 teachers."]
+    assert [m.value for m in at.metric] == ["1", "0", "1", "0"]  # planned again: now already here
+    assert not [b for b in at.button if b.label.startswith("Import")]
+    assert "already here" in at.info[0].value
+    assert _count(Teacher) == 5
+
+
+def test_a_roster_uploaded_as_observations_says_so_and_offers_the_roster_type(page):
+    assert page.radio(key="imp_kind").value == "observations"  # the default
+    at = _upload(page, "imp_file", "roster.csv")
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("This file does not read as an observations file: no column is read as 'date'")
+    assert "Its columns fit a roster: choose 'roster' above." in error
+    assert not at.metric and not at.dataframe  # no misleading "Rows 0"
+    at = next(b for b in at.button if b.label == "Read it as a roster").click().run()
+    assert not at.exception and not at.error
+    assert at.radio(key="imp_kind").value == "roster"
+    assert [m.value for m in at.metric] == ["4", "0", "4", "0"]
+
+
+def test_a_file_that_fits_no_type_gets_no_suggestion(page):
+    at = _upload(page, "imp_file", "odd.csv", data=b"Colour,Size\nred,4\n")
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("This file does not read as an observations file") and "fit" not in error
+    assert not [b for b in at.button if b.label.startswith("Read it as")]
+
+
 def test_the_page_mapping_lets_an_unknown_column_be_read_as_a_domain(page):
     data = b"When,Teacher,Observer,Block,Routines score\n2025-09-03,Ana Lopez,mrivera,WG,3\n"
     at = _upload(page, "imp_file", "form.csv", data=data)

@@ -81,6 +81,7 @@ def shown(at: AppTest) -> dict[str, str]:
 def expected_cards(fig: dict) -> dict[str, str]:
     pct = lambda x: "–" if x is None else f"{x:.1%}"  # noqa: E731
     num = lambda x, d=2, u="": "–" if x is None else f"{x:.{d}f}{u}"  # noqa: E731
+    as_of = f"as of {date.fromisoformat(fig['coverage']['as_of']):%d %b %Y}"
     return {
         "Observations": f"{fig['observations']:,}",
         "Teachers observed": f"{fig['teachers_observed']:,}",
@@ -95,9 +96,9 @@ def expected_cards(fig: dict) -> dict[str, str]:
         "Effort vs need (Spearman)": num(fig["effort_need_spearman"]),
         "Feedback latency (median)": num(fig["feedback_latency_median_h"], 1, " h"),
         "Debriefed within 48 h": pct(fig["feedback_within_48h_share"]),
-        "Teachers due": f"{fig['coverage']['due']:,}",
-        "Teachers overdue": f"{fig['coverage']['overdue']:,}",
-        "Coverage (not overdue)": pct(fig["coverage"]["share_not_overdue"]),
+        f"Teachers due {as_of}": f"{fig['coverage']['due']:,}",
+        f"Teachers overdue {as_of}": f"{fig['coverage']['overdue']:,}",
+        f"Coverage {as_of}": pct(fig["coverage"]["share_not_overdue"]),
     }
 
 
@@ -159,3 +160,45 @@ def test_the_page_figures_match_a_plain_python_recount_of_the_rows(site):
     means = sorted(((sum(v) / len(v)) for v in sums.values()), reverse=True)
     ranked = at.dataframe[0].value
     assert list(ranked["mean"]) == pytest.approx(means)
+
+
+def column_config(table) -> dict[str, dict]:
+    """What st.dataframe was told about each column: its label and number format."""
+    return json.loads(table.proto.columns)
+
+
+def test_the_by_school_table_has_readable_labels_school_names_and_rounded_numbers(site):
+    at = open_page(site["leader"].id)
+    by_school = at.dataframe[1]
+    config = column_config(by_school)
+    order = list(by_school.proto.column_order)
+    assert order[0] == "school" and by_school.value["school"].item() == "Aspen Primary"
+    hidden = [c for c in order if c == "school_id" or c.startswith(("window.", "domain_means_by_code."))]
+    assert not hidden
+    labels = {c: config[c]["label"] for c in order}
+    assert all("_" not in label for label in labels.values()), labels
+    assert labels["action_steps"] == "Action steps" and labels["start_score"] == "Start score"
+    assert labels["domain_means.Culture & Routines"] == "Culture & Routines"
+    fmt = {c: config[c]["type_config"].get("format") for c in order}
+    assert fmt["start_score"] == fmt["gain"] == fmt["domain_means.Engagement"] == "%.2f"
+    assert fmt["stick_rate"] == fmt["relative_gain"] == fmt["coverage.share_not_overdue"] == "percent"
+    assert fmt["observations"] == "localized"
+
+
+def test_the_domain_table_rounds_means_to_two_decimals(site):
+    at = open_page(site["leader"].id)
+    config = column_config(at.dataframe[0])
+    assert config["mean"] == {"label": "Mean score", "type_config": {"type": "number", "format": "%.2f"}}
+    assert config["domain"]["label"] == "Domain" and config["rank"]["label"] == "Rank"
+
+
+def test_coverage_of_a_past_window_is_labelled_with_the_day_it_is_counted_on(site):
+    at = open_page(site["leader"].id)
+    at.date_input(key="oc_window").set_value((date(2024, 8, 1), date(2025, 7, 31))).run()
+    assert not at.exception
+    cards = shown(at)
+    assert cards["Teachers overdue as of 31 Jul 2025"] == "3"  # none of school A seen by then
+    assert cards["Coverage as of 31 Jul 2025"] == "0.0%"
+    assert not [label for label in cards if label in ("Teachers due", "Teachers overdue", "Coverage")]
+    headers = [c["label"] for c in column_config(at.dataframe[1]).values() if "label" in c]
+    assert "Coverage as of 31 Jul 2025" in headers
