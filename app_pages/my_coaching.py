@@ -1,8 +1,6 @@
 """My coaching (teacher): my observations with scores, evidence and debrief notes, my action
 steps with their history, acknowledgement with a reflection, and a printable summary."""
 
-import re
-
 import streamlit as st
 
 from coaching import access, steps
@@ -13,22 +11,19 @@ from ui.guard import guard
 
 user = guard(__file__)
 ss = st.session_state
-# Where the domain names the revisiting observation by id: "observation 12: note", "... (observation 12)".
-OBSERVATION_ID = re.compile(r"^observation \d+|(?<=\()observation \d+(?=\)$)")
 
 
 def history_rows(history: list[dict]) -> list[dict]:
-    """A step's history for its teacher: the assignment is already in the caption, and revisits are
-    named by the date of their observation (an internal id means nothing to a teacher)."""
-    rows = []
-    for h in history:
-        if h["kind"] == "state" and h["what"] == "new -> open":
-            continue
-        day = obs.local_text(h["at"])[:10]
-        what = f"revisit: {h['what']}" if h["kind"] == "revisit" else h["what"]
-        detail = OBSERVATION_ID.sub(f"observation of {day}", h["cause"], count=1)
-        rows.append({"When": day, "What": what, "Detail": detail})
-    return rows
+    """A step's history for its teacher (the assignment is already in the caption)."""
+    return [
+        {
+            "When": obs.local_text(h["at"])[:10],
+            "What": f"revisit: {h['what']}" if h["kind"] == "revisit" else h["what"],
+            "Detail": h["cause"],
+        }
+        for h in history
+        if not (h["kind"] == "state" and h["what"] == "new -> open")
+    ]
 
 
 st.title("My coaching")

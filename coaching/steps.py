@@ -3,6 +3,7 @@ library ordered by need, and each step's history."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import case
@@ -152,6 +153,9 @@ def steps_for_teacher(*, session: Session, user: User, teacher_id: int) -> list[
     return out
 
 
+_OBSERVATION_ID = re.compile(r"(?<=\()observation (\d+)(?=\))")  # as coaching.lifecycle writes causes
+
+
 def _history(session: Session, step_id: int) -> list[dict]:
     events = session.exec(
         select(StepEvent).where(StepEvent.step_id == step_id).order_by(StepEvent.at, StepEvent.id)
@@ -159,12 +163,20 @@ def _history(session: Session, step_id: int) -> list[dict]:
     revisits = session.exec(
         select(Revisit).where(Revisit.step_id == step_id).order_by(Revisit.revisited_at, Revisit.id)
     ).all()
+    # Observations are named by their school-local date (an internal id means nothing to a reader);
+    # a revisit is stamped with its observation's time, and state changes name it "(observation N)".
+    seen_on = {r.observation_id: local_date(aware(r.revisited_at)).isoformat() for r in revisits}
+
+    def named(match: re.Match) -> str:
+        day = seen_on.get(int(match.group(1)))
+        return f"observation of {day}" if day else match.group(0)
+
     rows = [
         {
             "at": aware(e.at),
             "kind": "state",
             "what": f"{e.from_state or 'new'} -> {e.to_state}",
-            "cause": e.cause,
+            "cause": _OBSERVATION_ID.sub(named, e.cause or ""),
         }
         for e in events
     ]
@@ -173,7 +185,7 @@ def _history(session: Session, step_id: int) -> list[dict]:
             "at": aware(r.revisited_at),
             "kind": "revisit",
             "what": r.rating.replace("_", " "),
-            "cause": f"observation {r.observation_id}" + (f": {r.note}" if r.note else ""),
+            "cause": f"observation of {seen_on[r.observation_id]}" + (f": {r.note}" if r.note else ""),
         }
         for r in revisits
     ]
