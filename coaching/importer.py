@@ -189,6 +189,12 @@ class Mapping:
         return self.domain_columns.get(header) or self.roles.get(header) or IGNORE
 
 
+def _missing_fields(mapping: Mapping, kind: str) -> list[str]:
+    """The fields an import of `kind` needs that no header is read as."""
+    read_as = set(mapping.roles.values())
+    return [f for f in REQUIRED[kind] if f not in read_as]
+
+
 def current_rubric(session: Session) -> tuple[RubricVersion, list[Domain]]:
     """The current rubric version and its domains (retired ones included), in order."""
     rv = session.exec(select(RubricVersion).where(RubricVersion.is_current == True)).first()  # noqa: E712
@@ -466,7 +472,7 @@ def plan_import(
         data_hash = file_hash(df.to_csv().encode())
     plan = ImportPlan(kind=kind, filename=filename, file_hash=data_hash, mapping=mapping)
     cols = {f: h for h, f in mapping.roles.items()}
-    missing = [f for f in REQUIRED[kind] if f not in cols]
+    missing = _missing_fields(mapping, kind)
     for f in missing:
         plan.file_problems.append(f"no column is read as {f!r} (map one of the headers to it)")
     if kind == "observations" and not mapping.domain_columns:
@@ -1011,9 +1017,9 @@ def other_kinds_that_fit(headers: list[str], session: Session, kind: str) -> lis
         if other == kind:
             continue
         try:
-            read_as = propose_mapping(headers, session, other).roles.values()
+            mapping = propose_mapping(headers, session, other)
         except CoachloopError:  # e.g. no rubric yet: no observations import can fit
             continue
-        if all(f in read_as for f in REQUIRED[other]):
+        if not _missing_fields(mapping, other):
             out.append(other)
     return out
