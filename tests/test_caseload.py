@@ -126,19 +126,12 @@ def test_the_demo_note_falls_back_to_the_latest_observation_for_an_older_demo(se
 
 
 def test_the_caseload_page_shows_the_demo_note_on_a_finished_demo_year(sqlite_session):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
+    from tests._page_helpers import open_page
 
     w = world(sqlite_session)
-    app = str(Path(__file__).resolve().parents[1] / "app.py")
 
     def page_infos() -> list[str]:
-        at = AppTest.from_file(app, default_timeout=30)
-        at.session_state["user_id"] = w.coach.id
-        at.run()
-        at.switch_page("app_pages/caseload.py").run()
-        assert not at.exception, at.exception
+        at = open_page(w.coach.id, "app_pages/caseload.py")
         assert [t.value for t in at.title] == ["Caseload"]
         return [i.value for i in at.info]
 

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from coaching.observations import record_observation
 from tests._observe_helpers import assign, days_ago, draft, world
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests._page_helpers import observation_page
 
 
 @pytest.fixture
 def w(sqlite_session):
     return world(sqlite_session)
-
-
-def _observation_page(user_id: int, oid: int) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["user_id"] = user_id
-    at.run()
-    at.switch_page("app_pages/observation.py")
-    at.query_params["id"] = str(oid)
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _set_goal(at: AppTest, text: str) -> None:
@@ -43,7 +29,7 @@ def _errors_in_view(at: AppTest) -> list[str]:
 @pytest.fixture
 def step_page(w, sqlite_session):
     (step,) = assign(sqlite_session, w.coach, w.teacher.id, days_ago(3), "Timed partner talk")
-    return _observation_page(w.coach.id, step.observation_id), step.id
+    return observation_page(w.coach.id, step.observation_id), step.id
 
 
 def test_a_missing_drop_reason_after_setting_a_goal_is_shown_outside_the_collapsed_expander(step_page):
@@ -75,7 +61,7 @@ def test_domains_without_a_score_read_not_observed(w, sqlite_session):
     oid = record_observation(
         session=sqlite_session, draft=draft(w.teacher.id, days_ago(1), scores={"CR": 2}), by=w.coach
     ).id
-    at = _observation_page(w.coach.id, oid)
+    at = observation_page(w.coach.id, oid)
     scores = dict(zip(at.dataframe[0].value["Domain"], at.dataframe[0].value["Score"], strict=True))
     assert scores.pop("Culture & Routines") == "2"
     assert scores and set(scores.values()) == {"not observed"}

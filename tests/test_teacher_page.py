@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, delete, select
@@ -13,22 +12,12 @@ from coaching.observations import local_text, log_debrief, record_observation
 from db.engine import get_engine
 from db.models import Observation, StepEvent
 from tests._observe_helpers import assign, days_ago, draft, world
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests._page_helpers import APP, observation_page, open_page
 
 
 @pytest.fixture
 def w(sqlite_session):
     return world(sqlite_session)
-
-
-def _open(user_id: int, page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["user_id"] = user_id
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _text(at: AppTest) -> str:
@@ -67,7 +56,7 @@ def records(w, sqlite_session):
 
 
 def test_a_teacher_sees_their_scores_evidence_debrief_and_steps_with_history(w, records):
-    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    at = open_page(w.teacher_login.id, "app_pages/my_coaching.py")
     text = _text(at)
     assert "Entry under a minute" in text
     assert "Talked about entry" in text
@@ -76,7 +65,7 @@ def test_a_teacher_sees_their_scores_evidence_debrief_and_steps_with_history(w, 
 
 
 def test_a_teacher_sees_nothing_of_other_teachers(w, records):
-    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    at = open_page(w.teacher_login.id, "app_pages/my_coaching.py")
     assert len(at.selectbox(key="my_obs").options) == 2  # two own observations, not the third
     text = ""
     with Session(get_engine()) as s:
@@ -90,7 +79,7 @@ def test_a_teacher_sees_nothing_of_other_teachers(w, records):
 
 
 def test_a_teacher_acknowledges_with_a_reflection_and_downloads_a_summary(w, records):
-    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    at = open_page(w.teacher_login.id, "app_pages/my_coaching.py")
     summary = at.get("download_button")[0]
     assert summary.proto.label == "Download one-page summary"
     at.text_area[0].input("I will time the entry routine.")
@@ -132,7 +121,7 @@ def test_the_caseload_page_lists_the_most_urgent_first_and_opens_observe(w, sqli
     from tests import factories
 
     never = factories.teacher(sqlite_session, w.school, coach=w.coach, name="Never Seen")
-    at = _open(w.coach.id, "app_pages/caseload.py")
+    at = open_page(w.coach.id, "app_pages/caseload.py")
     table = at.dataframe[0].value
     assert list(table["teacher"]) == ["Never Seen", "Tess Teacher"]
     assert list(table["status"]) == ["overdue", "ok"]
@@ -143,20 +132,9 @@ def test_the_caseload_page_lists_the_most_urgent_first_and_opens_observe(w, sqli
     assert at.selectbox(key="obs0_teacher").value == never.id
 
 
-def _observation_page(user_id: int, oid: int) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["user_id"] = user_id
-    at.run()
-    at.switch_page("app_pages/observation.py")
-    at.query_params["id"] = str(oid)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def test_the_observer_edits_a_score_on_the_observation_page(w, sqlite_session):
+def test_the_observer_edits_a_score_on_theobservation_page(w, sqlite_session):
     oid = record_observation(session=sqlite_session, draft=draft(w.teacher.id, days_ago(1)), by=w.coach).id
-    at = _observation_page(w.coach.id, oid)
+    at = observation_page(w.coach.id, oid)
     next(s for s in at.segmented_control if s.label == "Edit: Culture & Routines").set_value("4")
     next(b for b in at.button if b.label == "Save changes").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -171,11 +149,11 @@ def test_the_observer_edits_a_score_on_the_observation_page(w, sqlite_session):
     assert marks == {"CR": 4, "SB": 3}
 
 
-def test_a_step_is_dropped_with_a_reason_on_the_observation_page(w, sqlite_session):
+def test_a_step_is_dropped_with_a_reason_on_theobservation_page(w, sqlite_session):
     (step,) = assign(sqlite_session, w.coach, w.teacher.id, days_ago(3), "Timed partner talk")
     with Session(get_engine()) as s:
         oid = s.exec(select(Observation.id)).first()
-    at = _observation_page(w.coach.id, oid)
+    at = observation_page(w.coach.id, oid)
     at.button(key=f"drop_{step.id}").click().run()
     assert any("why" in e.value for e in at.error)  # a reason is required
     at.text_input(key=f"reason_{step.id}").input("Moved to another class")
@@ -193,7 +171,7 @@ def test_leaders_see_the_observation_without_private_notes_or_edit_controls(w, s
         draft=draft(w.teacher.id, days_ago(1), notes="Student J. was upset", notes_private=True),
         by=w.coach,
     ).id
-    at = _observation_page(w.leader.id, oid)
+    at = observation_page(w.leader.id, oid)
     assert "Student J." not in _text(at)
     assert "Save changes" not in [b.label for b in at.button]
 
@@ -203,7 +181,7 @@ def _step_box(at: AppTest, title: str):
 
 
 def test_a_teachers_step_history_names_observations_by_date_not_by_internal_id(w, records):
-    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    at = open_page(w.teacher_login.id, "app_pages/my_coaching.py")
     box = _step_box(at, "Wait three seconds")
     history = str(box.dataframe[0].value.to_dict())
     assert f"observation of {local_text(days_ago(5))[:10]}" in history
@@ -218,7 +196,7 @@ def test_a_step_without_revisits_reads_no_revisits_yet_instead_of_an_empty_table
     if not with_events:
         sqlite_session.exec(delete(StepEvent).where(StepEvent.step_id == step.id))
         sqlite_session.commit()
-    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    at = open_page(w.teacher_login.id, "app_pages/my_coaching.py")
     box = _step_box(at, "Scan the room")
     assert "No revisits yet." in [c.value for c in box.caption]
     assert not box.dataframe
@@ -230,7 +208,7 @@ def test_a_domain_with_evidence_but_no_score_reads_not_observed_for_the_teacher(
         draft=draft(w.teacher.id, days_ago(1), scores={"CR": 2}, evidence={"EN": "Hands up only"}),
         by=w.coach,
     )
-    at = _open(w.teacher_login.id, "app_pages/my_coaching.py")
+    at = open_page(w.teacher_login.id, "app_pages/my_coaching.py")
     table = at.dataframe[0].value
     assert dict(zip(table["Domain"], table["Score"], strict=True)) == {
         "Culture & Routines": "2",
